@@ -1,0 +1,52 @@
+"""TargetEMAHook: the target branch follows the online one (Eq. 3)."""
+from __future__ import annotations
+
+from mmaction.registry import HOOKS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+
+@HOOKS.register_module()
+class TargetEMAHook(Hook):
+    """After every optimizer step: xi = tau * xi + (1 - tau) * theta (Eq. 3).
+
+    mmengine's ``EMAHook`` keeps an EMA copy *for evaluation* and swaps it in
+    for validation; Ra-ICL's target is a training-time teacher that is never
+    evaluated, so this hook only calls ``model.update_target()`` (the
+    recognizer owns the EMA container and its tau).
+
+    Args:
+        interval: Update every ``interval`` training iterations (1 = every
+            optimizer step, as in the paper). With gradient accumulation set
+            it to the accumulation count.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, interval: int = 1):
+        if interval < 1:
+            raise ValueError(f'TargetEMAHook: interval must be >= 1, got {interval}')
+        self.interval = interval
+
+    @staticmethod
+    def _model(runner):
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def before_run(self, runner) -> None:
+        if not hasattr(self._model(runner), 'update_target'):
+            raise TypeError('TargetEMAHook needs a model with update_target() '
+                            f'(RaICLRecognizer); got {type(self._model(runner)).__name__}')
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if self.every_n_train_iters(runner, self.interval):
+            self._model(runner).update_target()
+
+    def after_train_epoch(self, runner) -> None:
+        model = self._model(runner)
+        n = getattr(model, 'single_instance_pairs', 0)
+        if n:
+            runner.logger.info(
+                f'{n} training pairs so far came from one-instance sets '
+                '(pair = that instance twice)')

@@ -1,0 +1,192 @@
+"""Self-supervised Multi-Region Discovery (MRD, paper Sec. 3.3, Eq. 7-14).
+
+Two pieces, because the target branch needs a copy of one and not the other:
+
+* :class:`MultiRegionEncoder` -- lives in each branch (online and, as an EMA
+  copy, target): learnable facial queries, a Transformer decoder in which the
+  queries attend to the feature map, the mask MLP that gives the facial mask
+  embeddings Q_e, the projector H_e, the heat maps S_e / P_e and the region
+  embeddings z_e^m.
+* :class:`RegionDiscoveryHead` -- online only: the predictor G_theta and the
+  two losses L_align (Eq. 10) and L_c (Eq. 14).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+
+
+def sine_position_encoding(h: int, w: int, dim: int,
+                           device=None, dtype=None) -> torch.Tensor:
+    """2D sine-cosine position encoding (DETR / MaskFormer), (h*w, dim).
+
+    Written here because neither mmcv-lite nor mmaction2 exports one that works
+    without mmdet; it is computed for the feature map's size at run time, so
+    any input size works.
+    """
+    if dim % 4:
+        raise ValueError(f'embed_dim must be divisible by 4, got {dim}')
+    y, x = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                          torch.arange(w, device=device, dtype=torch.float32),
+                          indexing='ij')
+    quarter = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(quarter, device=device,
+                                          dtype=torch.float32) / quarter))
+    out_x = x.flatten()[:, None] * omega[None]
+    out_y = y.flatten()[:, None] * omega[None]
+    pe = torch.cat([out_x.sin(), out_x.cos(), out_y.sin(), out_y.cos()], 1)
+    return pe.to(dtype) if dtype is not None else pe
+
+
+def _projector(in_channels: int, hid_channels: int, out_channels: int) -> nn.Module:
+    # mmpretrain's NonLinearNeck is BYOL's projector MLP (Linear-BN-ReLU-Linear);
+    # used on (rows, C) inputs, so no pooling and plain BN1d.
+    return MODELS.build(dict(
+        type='mmpretrain.NonLinearNeck', in_channels=in_channels,
+        hid_channels=hid_channels, out_channels=out_channels,
+        with_avg_pool=False, norm_cfg=dict(type='BN1d')))
+
+
+class MultiRegionEncoder(nn.Module):
+    """Facial queries -> mask embeddings -> probabilistic heat maps -> z^m.
+
+    Args:
+        in_channels: C, channels of the backbone's last feature map F_e.
+        num_queries: Number of learnable facial queries (8 in the paper).
+        embed_dim: D, dimension of mask embeddings and of H_e's output.
+        proj_hidden: Hidden width of the projector H_e.
+        num_decoder_layers: Transformer decoder depth.
+        num_heads: Attention heads of the decoder.
+        temperature: Divides the cosine similarities before the softmax of
+            Eq. 8 (1.0 = the equation as printed).
+    """
+
+    def __init__(self, in_channels: int, num_queries: int = 8,
+                 embed_dim: int = 128, proj_hidden: int = 256,
+                 num_decoder_layers: int = 2, num_heads: int = 4,
+                 temperature: float = 1.0):
+        super().__init__()
+        self.num_queries = num_queries
+        self.temperature = temperature
+        # Facial queries: learnable positional embeddings (MaskFormer).
+        self.queries = nn.Embedding(num_queries, embed_dim)
+        self.input_proj = nn.Conv2d(in_channels, embed_dim, 1)
+        layer = nn.TransformerDecoderLayer(
+            d_model=embed_dim, nhead=num_heads, dim_feedforward=2 * embed_dim,
+            dropout=0.0, batch_first=True)
+        self.decoder = nn.TransformerDecoder(layer, num_decoder_layers)
+        # MLP after the decoder -> facial mask embeddings Q_e (N x D).
+        self.mask_mlp = nn.Sequential(
+            nn.Linear(embed_dim, embed_dim), nn.ReLU(inplace=True),
+            nn.Linear(embed_dim, embed_dim), nn.ReLU(inplace=True),
+            nn.Linear(embed_dim, embed_dim))
+        # Projector H_e: dense features F^dense (Eq. 7) and z^m (Eq. 12).
+        self.projector = _projector(in_channels, proj_hidden, embed_dim)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply H_e to rows of C-dim vectors, (..., C) -> (..., D)."""
+        shape = x.shape
+        out = self.projector((x.reshape(-1, shape[-1]),))[0]
+        return out.reshape(*shape[:-1], out.shape[-1])
+
+    def forward(self, feats: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Run MRD on a batch of feature maps F_e, (B, C, H, W).
+
+        Returns:
+            dict: ``logits`` S_e / temperature (B, N, H, W); ``probs`` P_e
+            (Eq. 8); ``mask_embed`` Q_e (B, N, D); ``region`` h_e^m (B, N, C,
+            Eq. 11); ``z`` z_e^m (B, N, D, Eq. 12).
+        """
+        b, c, h, w = feats.shape
+        memory = self.input_proj(feats).flatten(2).transpose(1, 2)
+        memory = memory + sine_position_encoding(
+            h, w, memory.shape[-1], feats.device, memory.dtype)[None]
+        tgt = self.queries.weight[None].expand(b, -1, -1)
+        q = self.mask_mlp(self.decoder(tgt, memory))            # Q_e
+        pix = feats.flatten(2).transpose(1, 2)                  # (B, HW, C)
+        dense = self.project(pix)                               # F^dense
+        # Eq. 7: cosine similarity between each mask embedding and each pixel.
+        sim = torch.einsum('bnd,bpd->bnp', F.normalize(q, dim=-1),
+                           F.normalize(dense, dim=-1))
+        logits = (sim / self.temperature).reshape(b, self.num_queries, h, w)
+        probs = logits.softmax(dim=1)                           # Eq. 8
+        # Eq. 11: weighted average pooling of F_e with each heat map.
+        weights = probs.flatten(2)
+        region = torch.einsum('bnp,bpc->bnc', weights, pix) / (
+            weights.sum(-1, keepdim=True) + 1e-6)
+        z = self.project(region)                                # Eq. 12
+        return dict(logits=logits, probs=probs, mask_embed=q, region=region,
+                    z=z)
+
+
+@MODELS.register_module()
+class RegionDiscoveryHead(nn.Module):
+    """MRD losses and the online predictor G_theta.
+
+    Args:
+        num_queries: Facial queries (paper: 8; supplement 7.2).
+        embed_dim: D.
+        proj_hidden: Hidden width of H_e.
+        pred_hidden: Hidden width of the predictor G_theta.
+        num_decoder_layers: Decoder depth.
+        num_heads: Decoder heads.
+        temperature: Softmax temperature of Eq. 8 (1.0 = as printed).
+        loss_weight: lambda_3 of Eq. 15 (multiplies L_align + L_c).
+        consistency_loss: Loss between G(z_theta^m) and z_xi^m. Eq. 13-14
+            write a *similarity*; a loss must minimise its negative. Default is
+            BYOL's ``2 - 2 cos`` (``CosineSimilarityLoss`` with shift 2 and
+            scale 2); ``shift_factor=0, scale_factor=1`` gives ``-cos``.
+    """
+
+    def __init__(self, num_queries: int = 8, embed_dim: int = 128,
+                 proj_hidden: int = 256, pred_hidden: int = 256,
+                 num_decoder_layers: int = 2, num_heads: int = 4,
+                 temperature: float = 1.0, loss_weight: float = 0.5,
+                 consistency_loss: Optional[dict] = None):
+        super().__init__()
+        self.encoder_cfg = dict(num_queries=num_queries, embed_dim=embed_dim,
+                                proj_hidden=proj_hidden,
+                                num_decoder_layers=num_decoder_layers,
+                                num_heads=num_heads, temperature=temperature)
+        self.loss_weight = loss_weight
+        if consistency_loss is None:
+            consistency_loss = dict(type='mmpretrain.CosineSimilarityLoss',
+                                    shift_factor=2.0, scale_factor=2.0)
+        # mmpretrain's LatentPredictHead = predictor MLP + loss against a
+        # detached target: exactly G_theta and Eq. 13.
+        self.predictor = MODELS.build(dict(
+            type='mmpretrain.LatentPredictHead', loss=consistency_loss,
+            predictor=dict(type='mmpretrain.NonLinearNeck',
+                           in_channels=embed_dim, hid_channels=pred_hidden,
+                           out_channels=embed_dim, with_avg_pool=False,
+                           norm_cfg=dict(type='BN1d'))))
+
+    def build_encoder(self, in_channels: int) -> MultiRegionEncoder:
+        """A fresh per-branch encoder for feature maps with ``in_channels``."""
+        return MultiRegionEncoder(in_channels, **self.encoder_cfg)
+
+    @staticmethod
+    def loss_align(logits_online: torch.Tensor,
+                   probs_target: torch.Tensor) -> torch.Tensor:
+        """One direction of Eq. 9-10: per-pixel CE(P_xi, P_theta), mean over pixels.
+
+        Args:
+            logits_online: S_theta / temperature, (B, N, H, W).
+            probs_target: P_xi on the online's pixel grid (flipped back),
+                (B, N, H, W); treated as a constant (the target's role).
+        """
+        log_p = F.log_softmax(logits_online, dim=1)
+        ce = -(probs_target.detach() * log_p).sum(1)            # Eq. 9
+        return ce.flatten(1).mean(1).mean()                     # 1/HW sum_uv
+
+    def loss_consistency(self, z_online: torch.Tensor,
+                         z_target: torch.Tensor) -> torch.Tensor:
+        """One direction of Eq. 13 as a loss, averaged over the N queries."""
+        d = z_online.shape[-1]
+        return self.predictor.loss(z_online.reshape(-1, d),
+                                   z_target.reshape(-1, d))

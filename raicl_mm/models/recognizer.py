@@ -1,0 +1,262 @@
+"""RaICLRecognizer: the Siamese online/target network of Ra-ICL (Sec. 3.2-3.4).
+
+Online branch E_theta = backbone -> GAP -> FC (+ the MRD encoder); the target
+branch E_xi is an EMA copy of it (mmengine's ``ExponentialMovingAverage``),
+never touched by gradients and updated only by ``TargetEMAHook`` after each
+optimizer step (Eq. 3). The total loss is Eq. 15.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel, ExponentialMovingAverage
+
+from .augment import BranchAugment, flip_back
+from .heads.cam_consistency import class_activation_maps
+
+
+class Branch(nn.Module):
+    """One branch E_e: backbone, GAP + FC classifier, and the MRD encoder.
+
+    Kept apart from the heads so that the target branch is a plain EMA copy of
+    exactly these parameters (backbone, FC, MRD encoder with its projector).
+    """
+
+    def __init__(self, backbone: nn.Module, in_channels: int,
+                 num_classes: int, region: Optional[nn.Module]):
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(in_channels, num_classes)
+        self.region = region
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map F_e of the last conv layer, (B, C, H, W)."""
+        out = self.backbone(x)
+        if isinstance(out, (list, tuple)):
+            out = out[-1]
+        if out.dim() != 4:
+            raise ValueError('RaICLRecognizer needs a 2D backbone whose last '
+                             f'output is (B, C, H, W); got {tuple(out.shape)}')
+        return out
+
+    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        """GAP then FC: the logits W f'_e of Eq. 4."""
+        return self.fc(feats.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor, with_region: bool = True) -> dict:
+        feats = self.forward_features(x)
+        out = dict(feats=feats, logits=self.forward_head(feats))
+        if with_region and self.region is not None:
+            out['region'] = self.region(feats)
+        return out
+
+
+@MODELS.register_module()
+class RaICLRecognizer(BaseModel):
+    """Region-aware Instance Consistency Learning.
+
+    Args:
+        backbone: Config of any registered 2D backbone (mmaction2, mmpretrain
+            with the ``mmpretrain.`` prefix, torchvision via mmaction2's
+            ``torchvision.`` prefix) whose last output is a feature map.
+        num_classes: L.
+        in_channels: C of the backbone's last feature map; inferred with a
+            dry run when None.
+        cam_head: ``CAMConsistencyHead`` config (IRC); None turns IRC off.
+        mrd_head: ``RegionDiscoveryHead`` config (MRD); None turns MRD off.
+        cls_loss_weight: lambda_1 of Eq. 15.
+        tau: Target decay rate of Eq. 3 (used by ``TargetEMAHook``).
+        symmetric: Feed both instances to both branches and use both
+            directions (Eq. 10 and 14 are written symmetric). L_cls and L_acl
+            are averaged over the two directions, L_align and L_c summed as in
+            Eq. 10 / 14. False = the one-direction reading (I_p online, I_q
+            target) for every term.
+        augment_online: ``BranchAugment`` kwargs for T_theta.
+        augment_target: ``BranchAugment`` kwargs for T_xi; its ``flip`` (the
+            certain horizontal flip) makes the model flip the target's CAMs
+            and heat maps back before comparing them.
+        data_preprocessor: Defaults to ``InstanceDataPreprocessor``.
+    """
+
+    def __init__(self, backbone: dict, num_classes: int,
+                 in_channels: Optional[int] = None,
+                 cam_head: Optional[dict] = dict(type='CAMConsistencyHead'),
+                 mrd_head: Optional[dict] = dict(type='RegionDiscoveryHead'),
+                 cls_loss_weight: float = 0.5, tau: float = 0.99,
+                 symmetric: bool = True,
+                 augment_online: Optional[dict] = None,
+                 augment_target: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='InstanceDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        if not 0.0 <= tau <= 1.0:
+            raise ValueError(f'tau must be in [0, 1], got {tau}')
+        self.num_classes = num_classes
+        self.cls_loss_weight = cls_loss_weight
+        self.tau = tau
+        self.symmetric = symmetric
+        backbone_module = MODELS.build(backbone)
+        if in_channels is None:
+            in_channels = self._infer_channels(backbone_module)
+        self.cam_head = MODELS.build(cam_head) if cam_head else None
+        self.mrd_head = MODELS.build(mrd_head) if mrd_head else None
+        region = (self.mrd_head.build_encoder(in_channels)
+                  if self.mrd_head is not None else None)
+        self.online = Branch(backbone_module, in_channels, num_classes, region)
+        self.augment_online = BranchAugment(**(augment_online or {}))
+        self.augment_target = BranchAugment(
+            **(augment_target or dict(flip=True)))
+        # Target E_xi: mmengine's EMA container. Its ``momentum`` is the
+        # weight of the NEW value, so Eq. 3's tau is momentum = 1 - tau.
+        self.target = ExponentialMovingAverage(
+            self.online, momentum=1.0 - tau, update_buffers=False)
+        # The deep copy already is xi_0 = theta_0; skip mmengine's "copy on
+        # the first update" so that every update is exactly Eq. 3.
+        self.target.steps.fill_(1)
+        self.single_instance_pairs = 0
+
+    @staticmethod
+    def _infer_channels(backbone: nn.Module) -> int:
+        was_training = backbone.training
+        backbone.eval()
+        with torch.no_grad():
+            out = backbone(torch.zeros(1, 3, 64, 64))
+        backbone.train(was_training)
+        if isinstance(out, (list, tuple)):
+            out = out[-1]
+        return int(out.shape[1])
+
+    # ------------------------------------------------------------------ API
+    def init_weights(self) -> None:
+        """Initialise the online branch, then start the target as its copy."""
+        super().init_weights()
+        self.sync_target()
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """xi <- theta (parameters and buffers): the start of Eq. 3."""
+        for t, o in zip(self.target.module.state_dict().values(),
+                        self.online.state_dict().values()):
+            t.copy_(o)
+
+    def update_target(self) -> None:
+        """xi <- tau * xi + (1 - tau) * theta (Eq. 3); called by TargetEMAHook."""
+        self.target.update_parameters(self.online)
+
+    @property
+    def target_branch(self) -> Branch:
+        return self.target.module
+
+    def forward(self, inputs: torch.Tensor, data_samples=None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward(inputs)
+        raise RuntimeError(f'Invalid mode "{mode}": use loss, predict or '
+                           'tensor')
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = inputs[:, 0] if inputs.dim() == 5 else inputs
+        return self.online(x, with_region=False)['logits']
+
+    def cam(self, x: torch.Tensor) -> torch.Tensor:
+        """CAMs of all classes for (B, 3, H, W) instances (online branch)."""
+        feats = self.online.forward_features(x)
+        return class_activation_maps(feats, self.online.fc.weight)
+
+    def predict(self, inputs: torch.Tensor, data_samples: List) -> List:
+        """Online branch only, on the middle instance (paper A.1.3).
+
+        The test pipeline already selects the middle instance; with several
+        views the first is used.
+        """
+        logits = self._forward(inputs)
+        scores = logits.softmax(dim=-1)
+        for ds, s in zip(data_samples, scores):
+            ds.set_pred_score(s.detach())
+            ds.set_pred_label(s.argmax(dim=-1, keepdim=True).detach())
+        return data_samples
+
+    # ----------------------------------------------------------------- loss
+    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict:
+        """Eq. 15: lambda1 L_cls + lambda2 L_acl + lambda3 (L_align + L_c).
+
+        Args:
+            inputs: (B, 2, 3, H, W), the instance pair (I_p, I_q) per sample.
+            data_samples: ``ActionDataSample`` with ``gt_label``.
+        """
+        if inputs.dim() != 5 or inputs.shape[1] != 2:
+            raise ValueError('training needs an instance pair per sample: '
+                             f'inputs (B, 2, 3, H, W), got {tuple(inputs.shape)}'
+                             ' (use SampleInstancePair in the train pipeline)')
+        labels = torch.cat([ds.gt_label.reshape(1) for ds in data_samples]
+                           ).to(inputs.device).long()
+        x_p, x_q = inputs[:, 0], inputs[:, 1]
+        if self.symmetric:
+            online_raw = torch.cat([x_p, x_q])
+            target_raw = torch.cat([x_q, x_p])
+            labels = torch.cat([labels, labels])
+            directions = 2
+        else:
+            online_raw, target_raw = x_p, x_q
+            directions = 1
+        online_in = self.augment_online(online_raw)         # T_theta
+        need_target = self.cam_head is not None or self.mrd_head is not None
+        on = self.online(online_in, with_region=self.mrd_head is not None)
+        losses = {}
+        if self.cls_loss_weight:
+            # Eq. 4 (mean over both directions when symmetric).
+            losses['loss_cls'] = self.cls_loss_weight * F.cross_entropy(
+                on['logits'], labels)
+        if need_target:
+            with torch.no_grad():
+                target_in = self.augment_target(target_raw)     # T_xi
+                tg = self.target_branch(
+                    target_in, with_region=self.mrd_head is not None)
+            unflip = (flip_back if self.augment_target.flip
+                      else (lambda t: t))
+        if self.cam_head is not None and self.cam_head.loss_weight:
+            cam_on = class_activation_maps(on['feats'],
+                                           self.online.fc.weight)
+            cam_tg = unflip(class_activation_maps(
+                tg['feats'], self.target_branch.fc.weight))
+            losses['loss_acl'] = self.cam_head.loss_weight * \
+                self.cam_head.loss(cam_on, cam_tg)                 # Eq. 6
+        if self.mrd_head is not None and self.mrd_head.loss_weight:
+            r_on, r_tg = on['region'], tg['region']
+            w = self.mrd_head.loss_weight
+            # Eq. 10 / 14 sum the two directions; the batch mean over the
+            # concatenated directions times `directions` is that sum.
+            losses['loss_align'] = w * directions * self.mrd_head.loss_align(
+                r_on['logits'], unflip(r_tg['probs']))
+            losses['loss_c'] = w * directions * \
+                self.mrd_head.loss_consistency(r_on['z'], r_tg['z'])
+        self._check_finite(losses)
+        with torch.no_grad():
+            losses['acc'] = (on['logits'].argmax(-1) == labels).float().mean()
+        single = sum(int(ds.metainfo.get('single_instance', False))
+                     for ds in data_samples)
+        self.single_instance_pairs += single
+        return losses
+
+    @staticmethod
+    def _check_finite(losses: Dict[str, torch.Tensor]) -> None:
+        bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+        if bad:
+            it = MessageHub.get_current_instance().get_info('iter')
+            vals = ', '.join(f'{k}={losses[k].item()}' for k in bad)
+            raise FloatingPointError(
+                f'non-finite loss at iteration {it}: {vals}. Lower the '
+                'learning rate, check the flow cache for NaN/inf instances, '
+                'or train with --amp off.')
