@@ -1,0 +1,16 @@
+# MIR pipelines: a random instance pair for training, the middle instance for
+# testing (paper A.1.3). The branch transforms run on the device in the model.
+normalize = 'none'
+meta_keys = ('sample_id', 'dataset', 'subject', 'fold', 'single_instance')
+train_pipeline = [
+    dict(type='SampleInstancePair'),
+    dict(type='FlowNormalize', mode=normalize),
+    dict(type='FormatInstances'),
+    dict(type='PackActionInputs', meta_keys=meta_keys)
+]
+test_pipeline = [
+    dict(type='SampleInstancePair', test_mode=True),
+    dict(type='FlowNormalize', mode=normalize),
+    dict(type='FormatInstances'),
+    dict(type='PackActionInputs', meta_keys=meta_keys)
+]

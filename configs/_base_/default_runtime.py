@@ -1,0 +1,33 @@
+# Runtime shared by every Ra-ICL config (mmengine Runner).
+default_scope = 'mmaction'
+custom_imports = dict(imports=['raicl_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    runtime_info=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10, ignore_last=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # The scored model is the LAST epoch (no checkpoint is ever chosen by
+    # looking at the test subject); checkpoints exist to resume.
+    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=1,
+                    save_last=True, save_best=None),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    sync_buffers=dict(type='SyncBuffersHook'))
+
+# Eq. 3: the target branch follows the online branch after each step.
+custom_hooks = [dict(type='TargetEMAHook', interval=1)]
+
+env_cfg = dict(cudnn_benchmark=False,
+               mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+
+log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)
+# Set True (or pass --trust-checkpoint) only for a checkpoint you trust that
+# holds objects outside mmengine's own checkpoint types.
+trust_checkpoint = False

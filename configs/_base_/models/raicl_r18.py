@@ -1,0 +1,24 @@
+# Ra-ICL with a randomly initialised ResNet18 (paper Sec. 4.1).
+num_classes = 3
+model = dict(
+    type='RaICLRecognizer',
+    # Any registered 2D backbone whose last output is a feature map works.
+    backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(3, ),
+                  norm_cfg=dict(type='BN', requires_grad=True)),
+    num_classes=num_classes,
+    cls_loss_weight=0.5,                                  # lambda_1
+    cam_head=dict(type='CAMConsistencyHead', loss_weight=0.5,  # lambda_2
+                  distance='squared'),
+    mrd_head=dict(type='RegionDiscoveryHead', num_queries=8,
+                  embed_dim=128, proj_hidden=256, pred_hidden=256,
+                  num_decoder_layers=2, num_heads=4, temperature=1.0,
+                  loss_weight=0.5,                        # lambda_3
+                  consistency_loss=dict(type='mmpretrain.CosineSimilarityLoss',
+                                        shift_factor=2.0, scale_factor=2.0)),
+    tau=0.99,                                             # Eq. 3
+    symmetric=True,
+    augment_online=dict(jitter=0.2, blur_prob=0.5, blur_sigma=(0.1, 1.0),
+                        flip=False),                      # T_theta
+    augment_target=dict(jitter=0.2, blur_prob=0.5, blur_sigma=(0.1, 1.0),
+                        flip=True, flow_aware_flip=True),  # T_xi
+    data_preprocessor=dict(type='InstanceDataPreprocessor'))

@@ -1,0 +1,135 @@
+"""MicroExpressionFlowDataset: records -> MIR instance sets, with LOSO selection."""
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional, Union
+
+import numpy as np
+from mmaction.datasets import BaseActionDataset
+from mmaction.registry import DATASETS
+from mmengine.logging import print_log
+
+from .flow import FlowConfig
+from .flow_cache import FlowCache, SamplingConfig, extract_all
+from .folds import list_folds, resolve_fold
+from .sources import build_records, get_classes
+
+
+@DATASETS.register_module()
+class MicroExpressionFlowDataset(BaseActionDataset):
+    """A micro-expression protocol as sets of onset->frame flow instances (MIR).
+
+    The records come from the official sheets and the frame trees
+    (``raicl_mm.datasets.sources``); each clip's instance set is read from the
+    flow cache and built there first when missing (in parallel). The instance
+    sets of a fold are small and kept in memory (float16), so loading is never
+    the bottleneck of training.
+
+    Args:
+        protocol: One of ``raicl_mm.datasets.sources.PROTOCOLS``.
+        data_roots: ``dict(casme2=..., samm=..., smic=..., casme3=...)``.
+        ann_files: ``dict(casme2=..., samm=..., casme3=..., cde=...)``.
+        pipeline: Transforms (``SampleInstancePair`` ... ``PackActionInputs``).
+        flow_cfg: ``FlowConfig`` kwargs (method, size, crop).
+        sampling: ``SamplingConfig`` kwargs (strategy, num_instances...).
+        flow_cache: Folder of the flow cache.
+        exclude_file: Optional file of sample ids to leave out.
+        fold: LOSO test subject (index, fold key or subject id); None = no
+            split.
+        split: ``'train'`` (all subjects but the fold's), ``'test'`` (the
+            fold's subject) or ``'all'``.
+        flow_workers: Processes used to fill the cache (None = all cores).
+    """
+
+    def __init__(self, protocol: str, data_roots: dict, ann_files: dict,
+                 pipeline: list, flow_cfg: Optional[dict] = None,
+                 sampling: Optional[dict] = None,
+                 flow_cache: str = 'cache/flows',
+                 exclude_file: Optional[str] = None,
+                 fold: Union[int, str, None] = None, split: str = 'all',
+                 flow_workers: Optional[int] = None, **kwargs):
+        if split not in ('train', 'test', 'all'):
+            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+        if split != 'all' and fold is None:
+            raise ValueError(f'split={split!r} needs a fold (the LOSO test '
+                             'subject): pass --fold to the tool or set fold')
+        self.protocol = protocol
+        self.data_roots = dict(data_roots or {})
+        self.ann_files = dict(ann_files or {})
+        self.flow_cfg = FlowConfig(**(flow_cfg or {}))
+        self.sampling_cfg = SamplingConfig(**(sampling or {}))
+        self.cache = FlowCache(flow_cache, self.flow_cfg, self.sampling_cfg)
+        self.exclude_file = exclude_file
+        self.fold = fold
+        self.split = split
+        self.flow_workers = flow_workers
+        self._instances: List[np.ndarray] = []
+        classes = get_classes(protocol)
+        metainfo = dict(classes=tuple(classes))
+        metainfo.update(kwargs.pop('metainfo', None) or {})
+        super().__init__(ann_file='', pipeline=pipeline, metainfo=metainfo,
+                         num_classes=len(classes), **kwargs)
+
+    # ------------------------------------------------------------------
+    def load_data_list(self) -> List[dict]:
+        report = build_records(self.protocol, self.data_roots, self.ann_files,
+                               exclude_file=self.exclude_file)
+        self.parse_report = report
+        records = report.records
+        self.folds = list_folds(records)
+        self.fold_key = None
+        if self.fold is not None:
+            self.fold_key = resolve_fold(self.fold, self.folds)
+            if self.split == 'train':
+                records = [r for r in records if r.fold_subject != self.fold_key]
+            elif self.split == 'test':
+                records = [r for r in records if r.fold_subject == self.fold_key]
+        if not records:
+            raise ValueError(f'{self.protocol}: no samples for split '
+                             f'{self.split!r} of fold {self.fold_key}')
+        sets = self._load_instance_sets(records)
+        classes = self.metainfo['classes']
+        data_list, self._instances = [], []
+        for rec in records:
+            item = sets.get(rec.sample_id)
+            if item is None:
+                continue
+            if rec.label not in classes:
+                raise ValueError(f'{rec.sample_id}: label {rec.label!r} is not '
+                                 f'a class of {self.protocol} {classes}')
+            self._instances.append(item['flows'].astype(np.float16))
+            data_list.append(dict(
+                sample_id=rec.sample_id, dataset=rec.dataset,
+                subject=rec.subject, fold=rec.fold_subject,
+                label=int(classes.index(rec.label)),
+                positions=list(item['positions']),
+                frame_numbers=list(item['frame_numbers'])))
+        return data_list
+
+    def _load_instance_sets(self, records) -> Dict[str, dict]:
+        sets, missing = {}, []
+        for rec in records:
+            got = self.cache.load(rec)
+            if got is None:
+                missing.append(rec)
+            else:
+                sets[rec.sample_id] = got
+        if missing:
+            print_log(f'flow cache {self.cache.root}: building {len(missing)} '
+                      f'of {len(records)} instance sets', logger='current')
+            summary = extract_all(missing, self.cache,
+                                  workers=self.flow_workers, progress=False)
+            for fail in summary['failed']:
+                print_log(f"flow extraction failed for {fail['id']}: "
+                          f"{fail['error']} (sample left out)",
+                          logger='current', level=logging.WARNING)
+            for rec in missing:
+                got = self.cache.load(rec)
+                if got is not None:
+                    sets[rec.sample_id] = got
+        return sets
+
+    def get_data_info(self, idx: int) -> dict:
+        info = super().get_data_info(idx)
+        info['instances'] = self._instances[idx]
+        return info

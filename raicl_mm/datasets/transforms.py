@@ -1,0 +1,115 @@
+"""Pipeline transforms for MIR instance sets.
+
+The random branch transforms T_theta / T_xi (colour jitter, blur, the target's
+certain flip) run on the device inside the recognizer
+(:mod:`raicl_mm.models.augment`); the pipeline only picks instances, normalises
+them and formats them for ``PackActionInputs``. :class:`FlowFlip` is the same
+flow-aware mirror for pipelines that want it on the CPU (e.g. test-time flip).
+"""
+from __future__ import annotations
+
+import numpy as np
+from mmaction.registry import TRANSFORMS
+from mmcv.transforms import BaseTransform
+
+
+@TRANSFORMS.register_module()
+class SampleInstancePair(BaseTransform):
+    """Training: two distinct random instances (I_p, I_q) of a set; testing:
+    the middle instance (paper A.1.3).
+
+    A set with a single instance (a very short clip, or the Apex* strategy)
+    gives that instance twice and sets ``single_instance=True`` so the run can
+    count such pairs.
+
+    Args:
+        test_mode: Pick the middle instance instead of a random pair.
+    """
+
+    def __init__(self, test_mode: bool = False):
+        self.test_mode = test_mode
+
+    def transform(self, results: dict) -> dict:
+        inst = results['instances']
+        n = inst.shape[0]
+        if n == 0:
+            raise ValueError(f"{results.get('sample_id')}: empty instance set")
+        if self.test_mode:
+            idx = [n // 2]  # positions are sorted: the middle instance
+        elif n == 1:
+            idx = [0, 0]
+        else:
+            idx = list(np.random.choice(n, size=2, replace=False))
+        results['single_instance'] = (not self.test_mode) and n == 1
+        results['instance_idx'] = idx
+        results['imgs'] = inst[idx].astype(np.float32)
+        return results
+
+
+@TRANSFORMS.register_module()
+class FlowNormalize(BaseTransform):
+    """Per-instance normalisation of [u, v, strain] (a config choice).
+
+    Args:
+        mode: ``'none'``; ``'standardize'`` (each channel of each instance to
+            zero mean, unit std); ``'max_abs'`` (u, v divided by the largest
+            flow magnitude of the instance, strain by its maximum: keeps the
+            direction pattern, drops the intensity).
+    """
+
+    MODES = ('none', 'standardize', 'max_abs')
+
+    def __init__(self, mode: str = 'none', eps: float = 1e-6):
+        if mode not in self.MODES:
+            raise ValueError(f'FlowNormalize: mode {mode!r} not in {self.MODES}')
+        self.mode = mode
+        self.eps = eps
+
+    def transform(self, results: dict) -> dict:
+        x = results['imgs']
+        if self.mode == 'standardize':
+            mean = x.mean(axis=(1, 2), keepdims=True)
+            std = x.std(axis=(1, 2), keepdims=True)
+            x = (x - mean) / (std + self.eps)
+        elif self.mode == 'max_abs':
+            mag = np.sqrt(x[..., 0] ** 2 + x[..., 1] ** 2)
+            m = mag.reshape(len(x), -1).max(1)[:, None, None, None]
+            s = x[..., 2:].reshape(len(x), -1).max(1)[:, None, None, None]
+            x = np.concatenate([x[..., :2] / (m + self.eps),
+                                x[..., 2:] / (s + self.eps)], axis=-1)
+        results['imgs'] = x.astype(np.float32)
+        return results
+
+
+@TRANSFORMS.register_module()
+class FlowFlip(BaseTransform):
+    """Mirror instances left-right; ``flow_aware`` also negates u.
+
+    Args:
+        prob: Probability of flipping the whole sample.
+        flow_aware: Negate the horizontal component (a mirrored motion moves
+            the other way); False = plain image flip.
+    """
+
+    def __init__(self, prob: float = 0.5, flow_aware: bool = True):
+        self.prob = prob
+        self.flow_aware = flow_aware
+
+    def transform(self, results: dict) -> dict:
+        if np.random.rand() < self.prob:
+            x = results['imgs'][:, :, ::-1].copy()
+            if self.flow_aware:
+                x[..., 0] = -x[..., 0]
+            results['imgs'] = x
+            results['flipped'] = True
+        return results
+
+
+@TRANSFORMS.register_module()
+class FormatInstances(BaseTransform):
+    """(V, H, W, 3) float instances -> contiguous (V, 3, H, W) float32."""
+
+    def transform(self, results: dict) -> dict:
+        results['imgs'] = np.ascontiguousarray(
+            results['imgs'].transpose(0, 3, 1, 2), dtype=np.float32)
+        return results

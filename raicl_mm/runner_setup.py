@@ -1,0 +1,118 @@
+"""Glue shared by the command-line tools: config loading, data settings, folds.
+
+The configs keep the data settings in top-level dicts (``data_roots``,
+``ann_files``, ``flow_cfg``, ``sampling``, ...) so that ``--cfg-options
+data_roots.casme2=...`` can change them; mmengine copies those values into the
+dataloader dicts when the file is parsed, so :func:`sync_data_settings` pushes
+the (possibly overridden) top-level values back into every
+``MicroExpressionFlowDataset`` before the Runner builds anything.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from typing import List, Optional, Sequence
+
+from mmengine.config import Config
+
+DATA_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file',
+             'flow_cfg', 'sampling', 'flow_cache', 'flow_workers')
+DATASET_TYPE = 'MicroExpressionFlowDataset'
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+class ToolError(Exception):
+    """A user error a tool reports in one line (exit status 2)."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config, apply ``--cfg-options`` and the data settings."""
+    if not osp.isfile(path):
+        raise ToolError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    sync_data_settings(cfg)
+    return cfg
+
+
+def _datasets(cfg: Config):
+    for name in LOADERS:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        ds = loader.get('dataset')
+        if ds is not None and ds.get('type') == DATASET_TYPE:
+            yield name, ds
+
+
+def sync_data_settings(cfg: Config) -> None:
+    """Copy the top-level data settings into each flow dataset of the config."""
+    for _, ds in _datasets(cfg):
+        for key in DATA_KEYS:
+            if key in cfg:
+                ds[key] = cfg[key]
+
+
+def prepare_embedded_data(cfg: Config) -> Optional[dict]:
+    """Generate the synthetic default set if the config asks for it.
+
+    ``synthetic = dict(out=..., **SyntheticConfig fields)``; a complete set
+    made with the same parameters is reused, not regenerated.
+    """
+    spec = cfg.get('synthetic')
+    if not spec:
+        return None
+    from raicl_mm.datasets.synthetic import SyntheticConfig, generate
+    spec = dict(spec)
+    out = spec.pop('out')
+    return generate(out, SyntheticConfig(**spec))
+
+
+def load_records(cfg: Config):
+    """ParseReport of the config's protocol (all subjects)."""
+    from raicl_mm.datasets.sources import build_records
+    return build_records(cfg.protocol, dict(cfg.data_roots),
+                         dict(cfg.ann_files),
+                         exclude_file=cfg.get('exclude_file'))
+
+
+def protocol_folds(cfg: Config) -> List[str]:
+    from raicl_mm.datasets.folds import list_folds
+    return list_folds(load_records(cfg).records)
+
+
+def apply_fold(cfg: Config, fold) -> str:
+    """Select a LOSO fold: train on every other subject, score this one.
+
+    Returns:
+        str: The fold key (``<dataset>_<subject>``).
+    """
+    from raicl_mm.datasets.folds import resolve_fold
+    try:
+        key = resolve_fold(fold, protocol_folds(cfg))
+    except ValueError as err:
+        raise ToolError(str(err)) from None
+    for name, ds in _datasets(cfg):
+        ds['fold'] = key
+        ds['split'] = 'train' if name == 'train_dataloader' else 'test'
+    return key
+
+
+def use_all_subjects(cfg: Config) -> None:
+    """No fold: train on every subject and do not validate."""
+    for name, ds in _datasets(cfg):
+        ds['fold'] = None
+        ds['split'] = 'all'
+    for key in ('val_dataloader', 'val_evaluator', 'val_cfg'):
+        cfg[key] = None
+
+
+def set_dump_file(cfg: Config, evaluator_key: str, path: str) -> None:
+    """Make the UF1UARMetric(s) of an evaluator dump predictions to ``path``."""
+    ev = cfg.get(evaluator_key)
+    if not ev:
+        return
+    metrics: Sequence = ev if isinstance(ev, (list, tuple)) else [ev]
+    for m in metrics:
+        if m.get('type') == 'UF1UARMetric':
+            m['dump_file'] = path

@@ -1,0 +1,75 @@
+"""Confusion-matrix pictures in the style of the paper's Fig. 4 / Fig. 11."""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import tempfile
+from typing import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str,
+                   out_path: str) -> str:
+    """Draw a confusion matrix and save it as a PNG, atomically.
+
+    Colour is the row-normalised rate (each ground-truth row sums to 1, so a
+    rare class is as readable as a frequent one); each cell shows the raw
+    count. Uses the Agg canvas directly, so no display or pyplot state is
+    needed.
+
+    Args:
+        cm: ``(C, C)`` counts, rows ground truth, columns predictions.
+        classes: ``C`` class names for both axes.
+        title: Figure title (e.g. with UF1/UAR).
+        out_path: Destination ``.png`` path; its folder is created.
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        ValueError: If ``cm`` is not ``(C, C)`` with ``C = len(classes)``.
+    """
+    counts = np.asarray(cm)
+    n = len(classes)
+    if counts.shape != (n, n):
+        raise ValueError(f'plot_confusion({out_path}): matrix shape '
+                         f'{counts.shape} does not match {n} classes')
+    row_sum = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, row_sum, out=np.zeros(counts.shape, float),
+                      where=row_sum > 0)
+
+    size = 1.2 + 0.9 * n
+    fig = Figure(figsize=(size + 1.2, size), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(rates, cmap='Blues', vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
+                 label='row-normalised rate')
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels([str(c) for c in classes], rotation=45, ha='right')
+    ax.set_yticklabels([str(c) for c in classes])
+    ax.set_xlabel('Predicted label')
+    ax.set_ylabel('True label')
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(int(counts[i, j])), ha='center', va='center',
+                    color='white' if rates[i, j] > 0.5 else 'black')
+    fig.tight_layout()
+
+    folder = osp.dirname(osp.abspath(out_path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.png.tmp')
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format='png')
+        os.replace(tmp, out_path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    return out_path

@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""Train Ra-ICL (or any config of this project) with MMEngine's Runner.
+
+Same flags as mmaction2's tools/train.py, plus ``--fold`` for one
+leave-one-subject-out fold (train on every other subject; the fold's subject
+is scored once, after the last epoch, and its predictions are written to
+``WORK_DIR/predictions.json``).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Train a Ra-ICL model')
+    p.add_argument('config', help='train config file path')
+    p.add_argument('--work-dir', help='the dir to save logs and models')
+    p.add_argument('--fold', help='LOSO test subject: an index, a fold key '
+                   '(casme2_sub01) or a subject id (sub01)')
+    p.add_argument('--resume', nargs='?', type=str, const='auto',
+                   help='resume from the given checkpoint, or from the latest '
+                   'one in the work dir when no path is given')
+    p.add_argument('--amp', action='store_true',
+                   help='enable automatic-mixed-precision training')
+    p.add_argument('--no-validate', action='store_true',
+                   help='do not score the fold after training')
+    p.add_argument('--auto-scale-lr', action='store_true',
+                   help='scale the lr by the actual batch size')
+    p.add_argument('--seed', type=int, default=None, help='random seed')
+    p.add_argument('--diff-rank-seed', action='store_true')
+    p.add_argument('--deterministic', action='store_true')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='allow a full (unsafe) unpickling of the --resume '
+                   'checkpoint; only for files you trust')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override settings, e.g. data_roots.casme2=/data/c2')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                   default='none', help='job launcher')
+    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = p.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_cfg(args):
+    from raicl_mm import compat
+    from raicl_mm.runner_setup import (apply_fold, load_config,
+                                       prepare_embedded_data, set_dump_file,
+                                       use_all_subjects)
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    prepare_embedded_data(cfg)
+    fold_key = None
+    if args.fold is not None:
+        fold_key = apply_fold(cfg, args.fold)
+    else:
+        use_all_subjects(cfg)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        name = osp.splitext(osp.basename(args.config))[0]
+        cfg.work_dir = osp.join('work_dirs', name) + (
+            f'/fold_{fold_key}' if fold_key else '')
+    if args.no_validate or fold_key is None:
+        cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    else:
+        # Score the test subject once, with the last epoch's model.
+        max_epochs = cfg.train_cfg.max_epochs
+        cfg.train_cfg.val_begin = max_epochs
+        cfg.train_cfg.val_interval = max_epochs
+        set_dump_file(cfg, 'val_evaluator',
+                      osp.join(cfg.work_dir, 'predictions.json'))
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            from raicl_mm.runner_setup import ToolError
+            raise ToolError(f'--resume: checkpoint {args.resume} does not exist')
+        cfg.resume, cfg.load_from = True, args.resume
+    if cfg.load_from and (args.trust_checkpoint or cfg.get('trust_checkpoint')):
+        compat.trust_checkpoint(cfg.load_from)
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    if args.seed is not None:
+        cfg.randomness = dict(seed=args.seed, deterministic=args.deterministic,
+                              diff_rank_seed=args.diff_rank_seed)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import raicl_mm  # noqa: F401  (applies the stack fixes first)
+    from mmengine.runner import Runner
+
+    from raicl_mm.runner_setup import ToolError
+    try:
+        cfg = build_cfg(args)
+    except ToolError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
