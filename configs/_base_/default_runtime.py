@@ -15,7 +15,11 @@ default_hooks = dict(
     sync_buffers=dict(type='SyncBuffersHook'))
 
 # Eq. 3: the target branch follows the online branch after each step.
-custom_hooks = [dict(type='TargetEMAHook', interval=1)]
+custom_hooks = [
+    dict(type='TargetEMAHook', interval=1),
+    # Resumed runs continue exactly as uninterrupted ones.
+    dict(type='EpochSeedHook')
+]
 
 env_cfg = dict(cudnn_benchmark=False,
                mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -1,3 +1,3 @@
-from .hooks import TargetEMAHook
+from .hooks import EpochSeedHook, TargetEMAHook
 
-__all__ = ['TargetEMAHook']
+__all__ = ['EpochSeedHook', 'TargetEMAHook']

@@ -50,3 +50,25 @@ class TargetEMAHook(Hook):
             runner.logger.info(
                 f'{n} training pairs so far came from one-instance sets '
                 '(pair = that instance twice)')
+
+
+@HOOKS.register_module()
+class EpochSeedHook(Hook):
+    """Reseed python, numpy and torch at the start of every training epoch.
+
+    The seed is ``base_seed + epoch``, so an epoch's randomness (instance pairs,
+    branch augmentations) depends only on the seed and the epoch number: a fold
+    resumed from an epoch checkpoint continues exactly as an uninterrupted run
+    would (mmengine restores model, optimizer and scheduler, not RNG states).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def before_train_epoch(self, runner) -> None:
+        from mmengine.runner import set_random_seed
+        base = runner.seed if getattr(runner, 'seed', None) is not None \
+            else self.seed
+        set_random_seed(int(base) + runner.epoch)

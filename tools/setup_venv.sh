@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up raicl_mm on a fresh machine: a .venv in the checkout with the stack
+# that works together (docs/stack.md). Safe to run again: it only installs
+# what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+# torch/torchvision first, pinned, so that nothing resolves a different build.
+.venv/bin/python -m pip install -q 'torch==2.14.1' 'torchvision==0.29.1'
+.venv/bin/python -m pip install -q -e '.[tests]'
+# mmengine and mmcv-lite pull in opencv-python, which overwrites the cv2 of
+# opencv-contrib-python-headless; TV-L1 (cv2.optflow) is contrib-only, so the
+# contrib build is put back last.
+if ! .venv/bin/python -c "import cv2, sys; sys.exit(0 if hasattr(cv2, 'optflow') else 1)" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-contrib-python-headless
+fi
+.venv/bin/python -c "import raicl_mm, cv2; cv2.optflow; print('raicl_mm', raicl_mm.__version__, '| torch', __import__('torch').__version__, '| cv2', cv2.__version__, 'with optflow')"
