@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny synthetic set and a config that trains on it fast."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_CONFIG = """
+_base_ = [{base!r}]
+synthetic = dict(out={out!r}, num_subjects=3, clips_per_subject=3, size=48,
+                 seed=0)
+data_roots = dict(casme2={out!r} + '/Cropped')
+ann_files = dict(casme2={out!r} + '/CASME2-coding-synthetic.xlsx')
+flow_cfg = dict(method='farneback', size=(32, 32))
+sampling = dict(num_instances=4)
+flow_cache = {cache!r}
+flow_workers = 1
+model = dict(
+    backbone=dict(stem_channels=8, base_channels=8),
+    mrd_head=dict(embed_dim=16, proj_hidden=16, pred_hidden=16))
+train_dataloader = dict(batch_size=2)
+val_dataloader = dict(batch_size=2)
+test_dataloader = dict(batch_size=2)
+max_epochs = 2
+train_cfg = dict(max_epochs=max_epochs, val_begin=max_epochs,
+                 val_interval=max_epochs)
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3),
+                     logger=dict(interval=1))
+"""
+
+
+@pytest.fixture(scope='session')
+def tiny_config(tmp_path_factory):
+    """Path of a config: 3 subjects x 3 clips, 32 px Farneback flow, a
+    ResNet18 of width 8, 2 epochs of 3 iterations."""
+    root = tmp_path_factory.mktemp('tiny')
+    cfg = root / 'tiny.py'
+    cfg.write_text(TINY_CONFIG.format(
+        base=str(REPO / 'configs' / 'raicl_synthetic.py'),
+        out=str(root / 'synthetic'), cache=str(root / 'cache')))
+    return cfg
+
+
+def run_tool(tool, *args, timeout=600, cwd=None):
+    """Run tools/<tool> in a fresh interpreter; returns CompletedProcess."""
+    env = dict(os.environ, OMP_NUM_THREADS='2')
+    return subprocess.run([sys.executable, str(REPO / 'tools' / tool),
+                           *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd or REPO, env=env)

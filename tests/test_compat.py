@@ -1,0 +1,169 @@
+"""Each stack fix of raicl_mm.compat, and what happens without it (STACK.md)."""
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from raicl_mm import compat
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _python(code, **env):
+    full_env = dict(os.environ, **env)
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
+                          capture_output=True, text=True, cwd=REPO,
+                          env=full_env, timeout=300)
+
+
+# ---------------------------------------------------------------- 1. drn
+def test_mmaction_models_breaks_without_the_shim():
+    res = _python('import mmaction.models')
+    assert res.returncode != 0
+    assert "No module named 'mmaction.models.localizers.drn'" in res.stderr
+
+
+def test_mmaction_models_imports_with_the_shim():
+    res = _python("""
+        import raicl_mm, mmaction.models
+        from mmaction.models.localizers import DRN
+        try:
+            DRN()
+        except ImportError as e:
+            print('refused:', e)
+        """)
+    assert res.returncode == 0, res.stderr
+    assert 'refused:' in res.stdout and '2714' in res.stdout
+
+
+def test_drn_shim_is_a_noop_when_mmaction_ships_drn(tmp_path):
+    # A fake mmaction that has the folder: the shim must not install itself.
+    drn = tmp_path / 'mmaction' / 'models' / 'localizers' / 'drn'
+    drn.mkdir(parents=True)
+    (tmp_path / 'mmaction' / '__init__.py').write_text('')
+    (drn / 'drn.py').write_text('DRN = 1\n')
+    res = _python("""
+        import importlib.util, sys
+        # compat.py alone: the package __init__ would import the fake mmaction
+        spec = importlib.util.spec_from_file_location('c', 'raicl_mm/compat.py')
+        c = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(c)
+        print(c._mmaction_has_drn(), c.patch_mmaction_drn(),
+              'mmaction.models.localizers.drn' in sys.modules)
+        """, PYTHONPATH=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ['True', 'False', 'False']
+
+
+# ---------------------------------------------------------- 2. checkpoints
+def _mmengine_like_checkpoint(path):
+    """What mmengine's CheckpointHook saves: weights + message hub state."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance(f'compat_test_hub_{path.parent.name}')
+    for i in range(3):
+        hub.update_scalar('train/loss', float(i))
+    hub.update_info('iter', 3)
+    ckpt = dict(meta=dict(epoch=1, iter=3, seed=0),
+                state_dict={'w': torch.ones(2)},
+                message_hub=hub.state_dict())
+    torch.save(ckpt, path)
+    return ckpt
+
+
+def test_plain_torch_load_refuses_mmengine_checkpoints(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    _mmengine_like_checkpoint(path)
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(path)  # torch >= 2.6 default: weights_only=True
+
+
+def test_allowlist_loads_mmengine_checkpoints(tmp_path):
+    path = tmp_path / 'epoch_1.pth'
+    _mmengine_like_checkpoint(path)
+    ckpt = compat.load_checkpoint_file(str(path))
+    hist = ckpt['message_hub']['log_scalars']['train/loss']
+    assert [float(v) for v in hist.data[0]] == [0.0, 1.0, 2.0]
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+
+
+def test_mmengine_loader_goes_through_the_allowlist(tmp_path):
+    from mmengine.runner.checkpoint import CheckpointLoader
+    compat.apply_all()
+    path = tmp_path / 'ok.pth'
+    _mmengine_like_checkpoint(path)
+    assert CheckpointLoader.load_checkpoint(str(path))['meta']['iter'] == 3
+    bad = tmp_path / 'bad.pth'
+    torch.save({'state_dict': {}, 'extra': Namespace(a=1)}, bad)
+    with pytest.raises(compat.UntrustedCheckpointError):
+        CheckpointLoader.load_checkpoint(str(bad))
+
+
+def test_foreign_object_is_refused_with_the_opt_in_named(tmp_path):
+    path = tmp_path / 'foreign.pth'
+    torch.save({'state_dict': {}, 'extra': Namespace(a=1)}, path)
+    with pytest.raises(compat.UntrustedCheckpointError) as err:
+        compat.load_checkpoint_file(str(path))
+    msg = str(err.value)
+    assert 'argparse.Namespace' in msg and '--trust-checkpoint' in msg
+    assert 'trust_checkpoint=True' in msg
+    compat.trust_checkpoint(str(path))
+    assert compat.load_checkpoint_file(str(path))['extra'] == Namespace(a=1)
+
+
+class _WritesAFile:
+    """A pickle that, if unpickled, calls ndarray.tofile(path) via getattr."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (np.zeros(1).tofile, (self.path, ))
+
+
+def test_getattr_allowlist_does_not_run_code(tmp_path):
+    target = tmp_path / 'pwned.bin'
+    path = tmp_path / 'evil.pth'
+    torch.save({'x': _WritesAFile(str(target))}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        compat.load_checkpoint_file(str(path))
+    assert not target.exists()
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        compat.load_checkpoint_file(str(tmp_path / 'nope.pth'))
+
+
+# --------------------------------------------------------------- 3. optflow
+def test_optflow_is_present_after_setup():
+    assert hasattr(compat.require_optflow(), 'DualTVL1OpticalFlow_create')
+
+
+def test_missing_optflow_names_the_package(monkeypatch):
+    import cv2
+    monkeypatch.delattr(cv2, 'optflow')
+    with pytest.raises(RuntimeError, match='opencv-contrib-python-headless'):
+        compat.require_optflow()
+
+
+def test_flow_extraction_without_optflow_stops_but_farneback_works(
+        monkeypatch):
+    import cv2
+
+    from raicl_mm.datasets.flow import compute_flow
+    rng = np.random.default_rng(0)
+    a = cv2.GaussianBlur((rng.random((48, 48)) * 255).astype(np.uint8),
+                         (5, 5), 1.5)
+    b = np.roll(a, 1, axis=1)
+    monkeypatch.delattr(cv2, 'optflow')
+    with pytest.raises(RuntimeError, match='opencv-contrib-python-headless'):
+        compute_flow(a, b, 'tvl1')
+    flow = compute_flow(a, b, 'farneback')
+    assert flow.shape == (48, 48, 2)

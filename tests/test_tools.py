@@ -1,0 +1,97 @@
+"""tools/train.py and tools/test.py end to end through the real Runner."""
+import json
+
+import pytest
+import torch
+
+from conftest import run_tool
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_config, tmp_path_factory):
+    work = tmp_path_factory.mktemp('train') / 'fold'
+    res = run_tool('train.py', tiny_config, '--fold', '0', '--work-dir', work)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work, res
+
+
+def test_train_writes_checkpoints_and_fold_predictions(trained):
+    work, res = trained
+    assert (work / 'epoch_2.pth').is_file()
+    assert (work / 'last_checkpoint').is_file()
+    preds = json.loads((work / 'predictions.json').read_text())
+    assert preds['classes'] == ['negative', 'positive', 'surprise']
+    # fold 0 = the first subject of the tiny set: its 3 clips, no others.
+    subjects = {p['subject'] for p in preds['predictions']}
+    assert subjects == {'01'} and len(preds['predictions']) == 3
+    log = (res.stdout + res.stderr)
+    for term in ('loss_cls', 'loss_acl', 'loss_align', 'loss_c'):
+        assert term in log
+
+
+def test_test_tool_reproduces_the_fold_predictions(trained, tiny_config):
+    work, _ = trained
+    dump = work / 'again.json'
+    res = run_tool('test.py', tiny_config, work / 'epoch_2.pth', '--fold', '0',
+                   '--work-dir', work / 'test', '--dump', dump)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = json.loads((work / 'predictions.json').read_text())['predictions']
+    b = json.loads(dump.read_text())['predictions']
+    assert [p['sample_id'] for p in a] == [p['sample_id'] for p in b]
+    assert [p['pred'] for p in a] == [p['pred'] for p in b]
+    assert torch.allclose(torch.tensor([p['scores'] for p in a]),
+                          torch.tensor([p['scores'] for p in b]), atol=1e-5)
+
+
+def test_resume_continues_from_the_checkpoint(trained, tiny_config):
+    work, _ = trained
+    res = run_tool('train.py', tiny_config, '--fold', '0', '--work-dir', work,
+                   '--resume', '--cfg-options', 'train_cfg.max_epochs=3')
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert 'resumed epoch: 2' in log.lower() or 'resumed epoch 2' in log.lower()
+    assert 'Epoch(train) [3]' in log and 'Epoch(train) [1]' not in log
+    assert (work / 'epoch_3.pth').is_file()
+
+
+def test_foreign_checkpoint_is_refused_by_test_tool(trained, tiny_config,
+                                                    tmp_path):
+    from argparse import Namespace
+
+    from raicl_mm.compat import load_checkpoint_file
+    work, _ = trained
+    ckpt = load_checkpoint_file(str(work / 'epoch_2.pth'))
+    ckpt['meta']['foreign'] = Namespace(evil=True)
+    bad = tmp_path / 'foreign.pth'
+    torch.save(ckpt, bad)
+    res = run_tool('test.py', tiny_config, bad, '--fold', '0', '--work-dir',
+                   tmp_path / 'w')
+    assert res.returncode != 0
+    assert 'argparse.Namespace' in res.stderr
+    assert '--trust-checkpoint' in res.stderr
+    ok = run_tool('test.py', tiny_config, bad, '--fold', '0', '--work-dir',
+                  tmp_path / 'w', '--trust-checkpoint')
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+@pytest.mark.parametrize('tool,args,message', [
+    ('train.py', ['configs/does_not_exist.py'], 'config file'),
+    ('test.py', ['configs/raicl_synthetic.py', 'nope/epoch_9.pth'],
+     'checkpoint nope/epoch_9.pth does not exist'),
+])
+def test_bad_paths_get_one_line_errors(tool, args, message):
+    res = run_tool(tool, *args)
+    assert res.returncode == 2
+    assert message in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_unknown_fold_is_named(tiny_config, tmp_path):
+    res = run_tool('train.py', tiny_config, '--fold', 'sub99', '--work-dir',
+                   tmp_path)
+    assert res.returncode == 2
+    assert 'sub99' in res.stderr and 'casme2_01' in res.stderr
+    res = run_tool('train.py', tiny_config, '--fold', '7', '--work-dir',
+                   tmp_path)
+    assert res.returncode == 2 and 'out of range' in res.stderr
