@@ -1,0 +1,3 @@
+# M2 (Table 3): MIR (middle sampling), no IRC, no MRD.
+_base_ = ['../raicl_cde.py']
+model = dict(cam_head=None, mrd_head=None)
