@@ -1,0 +1,118 @@
+"""CASME II: the coding sheet plus ``subXX/<clip>/`` frame folders.
+
+Sheet (``CASME2-coding-2014xxxx.xlsx`` / ``-20190701.xlsx``, first worksheet,
+header on row 1): ``Subject, Filename, <blank>, OnsetFrame, ApexFrame,
+OffsetFrame, <blank>, Action Units, Estimated Emotion[, Objective Classes]``.
+Frames: ``<root>/sub01/EP02_01f/reg_img46.jpg`` (cropped) or ``img46.jpg``
+(raw); the number is the last integer of the name.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from raicl_mm.datasets.records import ParseReport
+from raicl_mm.datasets.sources.class_maps import get_class_map
+from raicl_mm.datasets.sources.common import (DirCache, SheetRow, build_clip, cell_text,
+                                              map_emotion, parse_frame, read_sheet,
+                                              require_root, skip_dropped)
+
+DATASET = 'casme2'
+
+
+def casme2_subject(text: str) -> str:
+    """Canonical CASME II subject: two digits (``'1'``, ``'sub01'`` -> ``'01'``)."""
+    text = cell_text(text)
+    match = re.fullmatch(r'(?:sub)?0*(\d+)', text, flags=re.IGNORECASE)
+    return match.group(1).zfill(2) if match else text
+
+
+def read_casme2_sheet(ann_file) -> List[SheetRow]:
+    """Rows of a CASME II coding sheet.
+
+    Args:
+        ann_file: The xlsx (or csv) file.
+
+    Returns:
+        One :class:`SheetRow` per clip, ``meta`` holding ``action_units`` and,
+        when present, ``objective_class``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: For a missing column or a bad frame number (file, row).
+    """
+    sheet = read_sheet(ann_file, what='CASME II')
+    cols = dict(subject=sheet.column('Subject'), filename=sheet.column('Filename'),
+                onset=sheet.column('OnsetFrame', 'Onset Frame', 'Onset'),
+                apex=sheet.column('ApexFrame', 'Apex Frame', 'Apex'),
+                offset=sheet.column('OffsetFrame', 'Offset Frame', 'Offset'),
+                emotion=sheet.column('Estimated Emotion', 'Emotion'))
+    au_col = sheet.optional_column('Action Units', 'AU')
+    obj_col = sheet.optional_column('Objective Classes', 'Objective Class')
+    rows = []
+    for i, cells in enumerate(sheet.frame.to_dict('records')):
+        source = sheet.source(i)
+        meta = {}
+        if au_col:
+            meta['action_units'] = cell_text(cells[au_col])
+        if obj_col:
+            meta['objective_class'] = cell_text(cells[obj_col])
+        rows.append(SheetRow(
+            dataset=DATASET, subject=casme2_subject(cells[cols['subject']]),
+            clip_id=cell_text(cells[cols['filename']]),
+            onset=parse_frame(cells[cols['onset']], source, cols['onset']),
+            apex=parse_frame(cells[cols['apex']], source, cols['apex'], required=False),
+            apex_raw=cell_text(cells[cols['apex']]),
+            offset=parse_frame(cells[cols['offset']], source, cols['offset']),
+            emotion=cell_text(cells[cols['emotion']]), source=source, meta=meta))
+    return rows
+
+
+def casme2_folder(root: Path, subject: str, clip_id: str,
+                  cache: DirCache) -> Tuple[Optional[Path], str]:
+    """Find ``<root>/sub<subject>/<clip_id>`` (names matched ignoring case).
+
+    Args:
+        root: Folder holding the ``subXX`` folders.
+        subject: Two-digit subject.
+        clip_id: Sheet Filename.
+        cache: Folder-listing cache.
+
+    Returns:
+        ``(folder or None, expected path as text)``.
+    """
+    expected = root / f'sub{subject}' / clip_id
+    sub_dir = cache.child(root, f'sub{subject}')
+    folder = cache.child(sub_dir, clip_id) if sub_dir else None
+    return folder, str(expected)
+
+
+def build_casme2(protocol: str, data_roots: Dict, ann_files: Dict,
+                 check_frames: bool = True) -> ParseReport:
+    """Records of the ``casme2`` (5-class) or ``casme2_3cls`` protocol.
+
+    Args:
+        protocol: ``'casme2'`` or ``'casme2_3cls'``.
+        data_roots: Needs ``casme2`` when ``check_frames``.
+        ann_files: Needs ``casme2`` (the coding sheet).
+        check_frames: Read the frame folders.
+
+    Returns:
+        The report; emotions the protocol drops are in ``skipped``.
+    """
+    rows = read_casme2_sheet((ann_files or {}).get(DATASET))
+    class_map = get_class_map(protocol)
+    root = require_root(data_roots, DATASET) if check_frames else None
+    cache = DirCache()
+    report = ParseReport()
+    for row in rows:
+        label = map_emotion(row.emotion, class_map, protocol, row.source)
+        if label is None:
+            skip_dropped(row, protocol, report)
+            continue
+        folder, expected = (casme2_folder(root, row.subject, row.clip_id, cache)
+                            if check_frames else (None, ''))
+        build_clip(row, label, report, check_frames=check_frames, folder=folder,
+                   expected=expected, cache=cache)
+    return report

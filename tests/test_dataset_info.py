@@ -1,0 +1,131 @@
+"""tools/dataset_info.py on configs and frame trees written into tmp_path."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / 'tools' / 'dataset_info.py'
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the frame-tree builder and sheet locations of the parser tests
+sources_tests = load('sources_tests', Path(__file__).with_name('test_sources.py'))
+tool = load('dataset_info', TOOL)
+needs_sheets = sources_tests.needs_sheets
+
+
+def write_config(path, **keys):
+    path.write_text(''.join(f'{k} = {v!r}\n' for k, v in keys.items()))
+    return str(path)
+
+
+def run_main(argv, capsys):
+    status = tool.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope='module')
+def cde_roots(tmp_path_factory):
+    if not (sources_tests.CASME2_SHEET.is_file() and sources_tests.SAMM_SHEET.is_file()):
+        pytest.skip(f'official label sheets not found in {sources_tests.ANN_DIR}')
+    return sources_tests.make_cde_tree(tmp_path_factory.mktemp('cde_tree'))
+
+
+@needs_sheets
+def test_cde_prints_table4_numbers(cde_roots, tmp_path):
+    config = write_config(tmp_path / 'cde.py', protocol='cde', data_roots=cde_roots,
+                          ann_files=dict(casme2=str(sources_tests.CASME2_SHEET),
+                                         samm=str(sources_tests.SAMM_SHEET), cde=None))
+    done = subprocess.run([sys.executable, str(TOOL), config], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert (info['samples'], info['subjects']) == (442, 68)
+    assert info['classes'] == dict(negative=250, positive=109, surprise=83)
+    assert list(info['classes']) == ['negative', 'positive', 'surprise']
+    assert info['by_dataset'] == {
+        'casme2': dict(samples=145, subjects=24,
+                       classes=dict(negative=88, positive=32, surprise=25)),
+        'samm': dict(samples=133, subjects=28,
+                     classes=dict(negative=92, positive=26, surprise=15)),
+        'smic': dict(samples=164, subjects=16,
+                     classes=dict(negative=70, positive=51, surprise=43))}
+    assert info['skipped'] == []
+    assert sorted(f['id'] for f in info['flagged']) == ['samm/028/028_4_1',
+                                                        'samm/032/032_3_1']
+
+
+@needs_sheets
+def test_cfg_options_and_exclusion_file(cde_roots, tmp_path, capsys):
+    exclude = tmp_path / 'exclude.txt'
+    exclude.write_text('smic/s01/s01_ne_01\ncasme2/01/EP02_01f  # positive\nsamm/999/none\n')
+    config = write_config(tmp_path / 'cde.py', protocol='cde', data_roots=cde_roots,
+                          ann_files=dict(casme2=str(sources_tests.CASME2_SHEET),
+                                         samm='wrong.xlsx'))
+    status, out, err = run_main([config, '--cfg-options',
+                                 f'ann_files.samm={sources_tests.SAMM_SHEET}',
+                                 f'exclude_file={exclude}'], capsys)
+    assert status == 0, err
+    info = json.loads(out)
+    assert (info['samples'], info['subjects']) == (440, 68)
+    assert info['classes'] == dict(negative=249, positive=108, surprise=83)
+    assert info['by_dataset']['smic']['classes']['negative'] == 69
+    assert sorted(info['skipped'], key=lambda s: s['id']) == [
+        dict(id='casme2/01/EP02_01f', why=f'excluded by {exclude}'),
+        dict(id='smic/s01/s01_ne_01', why=f'excluded by {exclude}')]
+    assert dict(id='samm/999/none', why=f'listed in {exclude} but matches no sample') in \
+        info['flagged']
+
+
+@needs_sheets
+@pytest.mark.parametrize('protocol,samples,subjects,classes', [
+    ('casme3_3cls', 699, 88, dict(negative=457, positive=55, surprise=187)),
+    ('casme3_4cls', 860, 94, dict(negative=457, positive=55, surprise=187, others=161))])
+def test_casme3_from_the_sheet(tmp_path, capsys, protocol, samples, subjects, classes):
+    config = write_config(tmp_path / 'c3.py', protocol='casme3_7cls',
+                          data_roots=dict(casme3=str(tmp_path / 'not_needed')),
+                          ann_files=dict(casme3=str(sources_tests.CASME3_SHEET)))
+    status, out, err = run_main([config, '--sheets-only', '--cfg-options',
+                                 f'protocol={protocol}'], capsys)
+    assert status == 0, err
+    info = json.loads(out)
+    assert (info['samples'], info['subjects'], info['classes']) == (samples, subjects,
+                                                                    classes)
+    assert list(info['by_dataset']) == ['casme3']
+    repaired = [f for f in info['flagged'] if 'repaired to' in f['why']]
+    assert len(repaired) == (0 if protocol == 'casme3_3cls' else 3)
+
+
+def test_missing_config_is_a_one_line_error(tmp_path):
+    done = subprocess.run([sys.executable, str(TOOL), str(tmp_path / 'absent.py')],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stdout == ''
+    assert done.stderr.strip().splitlines() == [
+        f'error: config file not found: {tmp_path / "absent.py"}']
+
+
+def test_bad_data_and_missing_protocol(tmp_path, capsys):
+    config = write_config(tmp_path / 'c.py', protocol='cde',
+                          data_roots=dict(casme2=str(tmp_path / 'none')),
+                          ann_files=dict(casme2=str(tmp_path / 'missing.xlsx')))
+    status, out, err = run_main([config], capsys)
+    assert status == 1 and out == ''
+    assert err.strip().splitlines() == [
+        f'error: CASME II sheet not found: {tmp_path / "missing.xlsx"}']
+    status, out, err = run_main([config, '--cfg-options', 'protocol=mmew'], capsys)
+    assert status == 1 and "unknown protocol 'mmew'" in err
+    config = write_config(tmp_path / 'd.py', data_roots={})
+    status, out, err = run_main([config], capsys)
+    assert status == 2 and 'has no top-level key "protocol"' in err
