@@ -14,13 +14,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.logging import MessageHub
-from mmengine.model import BaseModel, ExponentialMovingAverage
+from mmengine.model import BaseModel, BaseModule, ExponentialMovingAverage
 
 from .augment import BranchAugment, flip_back
 from .heads.cam_consistency import class_activation_maps
 
 
-class Branch(nn.Module):
+class Branch(BaseModule):
     """One branch E_e: backbone, GAP + FC classifier, and the MRD encoder.
 
     Kept apart from the heads so that the target branch is a plain EMA copy of
@@ -29,7 +29,7 @@ class Branch(nn.Module):
 
     def __init__(self, backbone: nn.Module, in_channels: int,
                  num_classes: int, region: Optional[nn.Module]):
-        super().__init__()
+        super().__init__(init_cfg=None)
         self.backbone = backbone
         self.fc = nn.Linear(in_channels, num_classes)
         self.region = region
@@ -116,8 +116,11 @@ class RaICLRecognizer(BaseModel):
             **(augment_target or dict(flip=True)))
         # Target E_xi: mmengine's EMA container. Its ``momentum`` is the
         # weight of the NEW value, so Eq. 3's tau is momentum = 1 - tau.
+        # mmengine asserts 0 < momentum < 1; Eq. 3 allows tau in [0, 1]
+        # (lerp_ handles weights 0 and 1 exactly), so set it afterwards.
         self.target = ExponentialMovingAverage(
-            self.online, momentum=1.0 - tau, update_buffers=False)
+            self.online, momentum=0.5, update_buffers=False)
+        self.target.momentum = 1.0 - tau
         # The deep copy already is xi_0 = theta_0; skip mmengine's "copy on
         # the first update" so that every update is exactly Eq. 3.
         self.target.steps.fill_(1)
