@@ -1,6 +1,9 @@
 # MIR pipelines: a random instance pair for training, the middle instance for
 # testing (paper A.1.3). The branch transforms run on the device in the model.
-normalize = 'none'
+# Per-instance normalisation (a config choice; the paper does not say). Peers
+# save each flow map as an image scaled to 0-255, i.e. per-instance scaling;
+# 'standardize' also removes the instance's mean flow (global head motion).
+normalize = 'standardize'
 meta_keys = ('sample_id', 'dataset', 'subject', 'fold', 'single_instance')
 train_pipeline = [
     dict(type='SampleInstancePair'),
