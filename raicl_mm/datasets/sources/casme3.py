@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from raicl_mm.datasets.records import ParseReport
-from raicl_mm.datasets.sources.class_maps import get_class_map
-from raicl_mm.datasets.sources.common import (DirCache, SheetRow, build_clip, cell_text,
-                                              map_emotion, parse_frame, read_sheet,
-                                              require_root, skip_dropped)
+from raicl_mm.datasets.sources.common import (build_from_rows, DirCache, SheetRow, cell_text,
+                                              parse_frame, read_sheet)
 
 DATASET = 'casme3'
 SHEET_NAMES = ('label',)
@@ -116,23 +114,13 @@ def build_casme3(protocol: str, data_roots: Dict, ann_files: Dict,
     Returns:
         The report; emotions the protocol drops are in ``skipped``.
     """
-    rows = read_casme3_sheet((ann_files or {}).get(DATASET))
-    class_map = get_class_map(protocol)
-    root = require_root(data_roots, DATASET) if check_frames else None
-    cache = DirCache()
-    report = ParseReport()
-    for row in rows:
-        label = map_emotion(row.emotion, class_map, protocol, row.source)
-        if label is None:
-            skip_dropped(row, protocol, report)
-            continue
-        folder, expected = (casme3_folder(root, row, cache) if check_frames
-                            else (None, ''))
-        record = build_clip(row, label, report, check_frames=check_frames,
-                            folder=folder, expected=expected, cache=cache)
-        if record is not None and 'sheet_filename' in row.meta:
+    def flag_lowered(row, record, report):
+        if 'sheet_filename' in row.meta:
             why = (f'Filename {row.meta["sheet_filename"]!r} lower-cased to '
                    f'{row.meta["video"]!r} ({row.source})')
             record.flags.append(why)
             report.flagged.append(dict(id=record.sample_id, why=why))
-    return report
+
+    return build_from_rows(
+        read_casme3_sheet((ann_files or {}).get(DATASET)), protocol, data_roots,
+        DATASET, casme3_folder, check_frames, on_record=flag_lowered)

@@ -571,3 +571,39 @@ def apply_exclusions(report: ParseReport, path) -> ParseReport:
     report.flagged.extend(dict(id=i, why=f'listed in {path} but matches no sample')
                           for i in ids if i not in known)
     return report
+
+
+def build_from_rows(rows, protocol: str, data_roots: Dict, dataset: str,
+                    find_folder, check_frames: bool = True,
+                    on_record=None) -> ParseReport:
+    """The loop every sheet-based parser shares: map, locate, build.
+
+    Args:
+        rows: Parsed sheet rows.
+        protocol: Protocol whose class map applies.
+        data_roots: The config's ``data_roots``.
+        dataset: Key of this dataset in ``data_roots``.
+        find_folder: ``(root, row, cache) -> (folder or None, expected)``.
+        check_frames: Read the frame folders.
+        on_record: Optional ``(row, record, report)`` hook for extra flags.
+
+    Returns:
+        The report; emotions the protocol drops are in ``skipped``.
+    """
+    from raicl_mm.datasets.sources.class_maps import get_class_map
+    class_map = get_class_map(protocol)
+    root = require_root(data_roots, dataset) if check_frames else None
+    cache = DirCache()
+    report = ParseReport()
+    for row in rows:
+        label = map_emotion(row.emotion, class_map, protocol, row.source)
+        if label is None:
+            skip_dropped(row, protocol, report)
+            continue
+        folder, expected = (find_folder(root, row, cache) if check_frames
+                            else (None, ''))
+        record = build_clip(row, label, report, check_frames=check_frames,
+                            folder=folder, expected=expected, cache=cache)
+        if record is not None and on_record is not None:
+            on_record(row, record, report)
+    return report

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from raicl_mm.datasets.records import ParseReport
-from raicl_mm.datasets.sources.class_maps import get_class_map
-from raicl_mm.datasets.sources.common import (DirCache, SheetRow, build_clip, cell_text,
-                                              map_emotion, parse_frame, read_sheet,
-                                              require_root, skip_dropped)
+from raicl_mm.datasets.sources.common import (build_from_rows, DirCache, SheetRow, cell_text,
+                                              parse_frame, read_sheet)
 
 DATASET = 'samm'
 SHEET_NAMES = ('MICRO_ONLY',)
@@ -100,18 +98,8 @@ def build_samm(protocol: str, data_roots: Dict, ann_files: Dict,
     Returns:
         The report; emotions the protocol drops are in ``skipped``.
     """
-    rows = read_samm_sheet((ann_files or {}).get(DATASET))
-    class_map = get_class_map(protocol)
-    root = require_root(data_roots, DATASET) if check_frames else None
-    cache = DirCache()
-    report = ParseReport()
-    for row in rows:
-        label = map_emotion(row.emotion, class_map, protocol, row.source)
-        if label is None:
-            skip_dropped(row, protocol, report)
-            continue
-        folder, expected = (samm_folder(root, row.subject, row.clip_id, cache)
-                            if check_frames else (None, ''))
-        build_clip(row, label, report, check_frames=check_frames, folder=folder,
-                   expected=expected, cache=cache)
-    return report
+    return build_from_rows(
+        read_samm_sheet((ann_files or {}).get(DATASET)), protocol, data_roots,
+        DATASET, lambda root, row, cache: samm_folder(root, row.subject,
+                                                      row.clip_id, cache),
+        check_frames)
