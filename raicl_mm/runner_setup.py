@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 from mmengine.config import Config
 
 DATA_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file',
-             'flow_cfg', 'sampling', 'flow_cache', 'flow_workers')
+             'flow_cfg', 'sampling', 'flow_cache', 'flow_workers', 'inner_val')
 DATASET_TYPE = 'MicroExpressionFlowDataset'
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -116,3 +116,40 @@ def set_dump_file(cfg: Config, evaluator_key: str, path: str) -> None:
     for m in metrics:
         if m.get('type') == 'UF1UARMetric':
             m['dump_file'] = path
+
+
+def use_inner_validation(cfg: Config, interval: int) -> None:
+    """Select the checkpoint on held-out TRAINING subjects, never the test one.
+
+    Train on ``inner_train``, validate every ``interval`` epochs on
+    ``inner_val`` and keep the best UF1 checkpoint; the tool then scores the
+    fold's test subject once with that checkpoint (``test_dataloader``).
+    """
+    for name, ds in _datasets(cfg):
+        if name == 'train_dataloader':
+            ds['split'] = 'inner_train'
+        elif name == 'val_dataloader':
+            ds['split'] = 'inner_val'
+    cfg.train_cfg.val_begin = interval
+    cfg.train_cfg.val_interval = interval
+    cfg.default_hooks.checkpoint.save_best = 'UF1'
+    cfg.default_hooks.checkpoint.rule = 'greater'
+    for m in ([cfg.val_evaluator] if isinstance(cfg.val_evaluator, dict)
+              else cfg.val_evaluator):
+        m.pop('dump_file', None)
+
+
+def add_tensorboard_if_available(cfg: Config) -> bool:
+    """Log to TensorBoard too when it is installed (local files otherwise)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    vis = cfg.get('visualizer')
+    if not vis:
+        return False
+    backends = list(vis.get('vis_backends') or [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+        vis['vis_backends'] = backends
+    return True

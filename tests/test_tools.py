@@ -95,3 +95,20 @@ def test_unknown_fold_is_named(tiny_config, tmp_path):
     res = run_tool('train.py', tiny_config, '--fold', '7', '--work-dir',
                    tmp_path)
     assert res.returncode == 2 and 'out of range' in res.stderr
+
+
+def test_inner_validation_picks_the_checkpoint_without_the_test_subject(
+        tiny_config, tmp_path):
+    work = tmp_path / 'inner'
+    res = run_tool('train.py', tiny_config, '--fold', '0', '--work-dir', work,
+                   '--inner-val', '1', '--inner-val-interval', '1')
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert list(work.glob('best_UF1_epoch_*.pth'))
+    preds = json.loads((work / 'predictions.json').read_text())['predictions']
+    # scored once, on the test subject only, after training
+    assert {p['subject'] for p in preds} == {'01'}
+    log = res.stdout + res.stderr
+    val_lines = [ln for ln in log.splitlines()
+                 if 'Epoch(val)' in ln and 'UF1:' in ln]
+    assert len(val_lines) == 2  # inner validation after epochs 1 and 2
+    assert 'Epoch(test)' in log

@@ -29,6 +29,12 @@ def parse_args(argv=None):
                    help='enable automatic-mixed-precision training')
     p.add_argument('--no-validate', action='store_true',
                    help='do not score the fold after training')
+    p.add_argument('--inner-val', type=int, metavar='K', default=None,
+                   help='hold out K training subjects, keep the best-UF1 '
+                   'checkpoint on them, then score the test subject with it '
+                   '(default: the last epoch is scored)')
+    p.add_argument('--inner-val-interval', type=int, default=5,
+                   help='epochs between inner validations')
     p.add_argument('--auto-scale-lr', action='store_true',
                    help='scale the lr by the actual batch size')
     p.add_argument('--seed', type=int, default=None, help='random seed')
@@ -50,9 +56,10 @@ def parse_args(argv=None):
 
 def build_cfg(args):
     from raicl_mm import compat
-    from raicl_mm.runner_setup import (apply_fold, load_config,
+    from raicl_mm.runner_setup import (ToolError, add_tensorboard_if_available,
+                                       apply_fold, load_config,
                                        prepare_embedded_data, set_dump_file,
-                                       use_all_subjects)
+                                       use_all_subjects, use_inner_validation)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     prepare_embedded_data(cfg)
@@ -67,7 +74,18 @@ def build_cfg(args):
         name = osp.splitext(osp.basename(args.config))[0]
         cfg.work_dir = osp.join('work_dirs', name) + (
             f'/fold_{fold_key}' if fold_key else '')
-    if args.no_validate or fold_key is None:
+    add_tensorboard_if_available(cfg)
+    if args.inner_val is not None:
+        if fold_key is None:
+            raise ToolError('--inner-val needs --fold')
+        cfg.inner_val = dict(cfg.get('inner_val') or {},
+                             num_subjects=args.inner_val)
+        from raicl_mm.runner_setup import sync_data_settings
+        sync_data_settings(cfg)
+        use_inner_validation(cfg, args.inner_val_interval)
+        set_dump_file(cfg, 'test_evaluator',
+                      osp.join(cfg.work_dir, 'predictions.json'))
+    elif args.no_validate or fold_key is None:
         cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     else:
         # Score the test subject once, with the last epoch's model.
@@ -83,7 +101,6 @@ def build_cfg(args):
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         if not osp.isfile(args.resume):
-            from raicl_mm.runner_setup import ToolError
             raise ToolError(f'--resume: checkpoint {args.resume} does not exist')
         cfg.resume, cfg.load_from = True, args.resume
     if cfg.load_from and (args.trust_checkpoint or cfg.get('trust_checkpoint')):
@@ -109,6 +126,13 @@ def main(argv=None):
         return 2
     runner = Runner.from_cfg(cfg)
     runner.train()
+    if args.inner_val is not None:
+        # Score the test subject once, with the checkpoint chosen on the
+        # held-out training subjects.
+        best = runner.message_hub.get_info('best_ckpt')
+        if best:
+            runner.load_checkpoint(best)
+        runner.test()
     return 0
 
 

@@ -17,6 +17,8 @@ from .sources import build_records, get_classes
 
 @DATASETS.register_module()
 class MicroExpressionFlowDataset(BaseActionDataset):
+    SPLITS = ('train', 'test', 'all', 'inner_train', 'inner_val')
+
     """A micro-expression protocol as sets of onset->frame flow instances (MIR).
 
     The records come from the official sheets and the frame trees
@@ -37,7 +39,12 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         fold: LOSO test subject (index, fold key or subject id); None = no
             split.
         split: ``'train'`` (all subjects but the fold's), ``'test'`` (the
-            fold's subject) or ``'all'``.
+            fold's subject), ``'all'``, or, for checkpoint selection without
+            looking at the test subject, ``'inner_train'`` / ``'inner_val'``
+            (the training subjects minus / only ``inner_val`` held-out ones).
+        inner_val: ``dict(num_subjects=2, seed=0)``: how many training
+            subjects to hold out for the inner validation split (chosen with
+            a seeded shuffle of the training subjects).
         flow_workers: Processes used to fill the cache (None = all cores).
     """
 
@@ -47,9 +54,10 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                  flow_cache: str = 'cache/flows',
                  exclude_file: Optional[str] = None,
                  fold: Union[int, str, None] = None, split: str = 'all',
-                 flow_workers: Optional[int] = None, **kwargs):
-        if split not in ('train', 'test', 'all'):
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+                 flow_workers: Optional[int] = None,
+                 inner_val: Optional[dict] = None, **kwargs):
+        if split not in self.SPLITS:
+            raise ValueError(f'split must be one of {self.SPLITS}, got {split!r}')
         if split != 'all' and fold is None:
             raise ValueError(f'split={split!r} needs a fold (the LOSO test '
                              'subject): pass --fold to the tool or set fold')
@@ -63,6 +71,7 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         self.fold = fold
         self.split = split
         self.flow_workers = flow_workers
+        self.inner_val = {**dict(num_subjects=2, seed=0), **(inner_val or {})}
         self._instances: List[np.ndarray] = []
         classes = get_classes(protocol)
         metainfo = dict(classes=tuple(classes))
@@ -84,6 +93,10 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                 records = [r for r in records if r.fold_subject != self.fold_key]
             elif self.split == 'test':
                 records = [r for r in records if r.fold_subject == self.fold_key]
+            elif self.split in ('inner_train', 'inner_val'):
+                held = self.inner_val_subjects()
+                records = [r for r in records if r.fold_subject != self.fold_key
+                           and (r.fold_subject in held) == (self.split == 'inner_val')]
         if not records:
             raise ValueError(f'{self.protocol}: no samples for split '
                              f'{self.split!r} of fold {self.fold_key}')
@@ -105,6 +118,16 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                 positions=list(item['positions']),
                 frame_numbers=list(item['frame_numbers'])))
         return data_list
+
+    def inner_val_subjects(self) -> List[str]:
+        """Training subjects held out for inner validation (never the test one)."""
+        train = [f for f in self.folds if f != self.fold_key]
+        k = int(self.inner_val['num_subjects'])
+        if not 0 < k < len(train):
+            raise ValueError(f'inner_val.num_subjects={k}: must be between 1 and '
+                             f'{len(train) - 1} ({len(train)} training subjects)')
+        rng = np.random.default_rng(int(self.inner_val['seed']))
+        return sorted(rng.permutation(train)[:k].tolist())
 
     def _load_instance_sets(self, records) -> Dict[str, dict]:
         sets, missing = {}, []
