@@ -3,7 +3,6 @@
 Every expected value is computed independently of the code under test (by
 hand on tiny tensors, or by an explicit loop), so each test can fail.
 """
-import copy
 import math
 from types import SimpleNamespace
 

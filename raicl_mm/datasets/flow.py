@@ -9,6 +9,10 @@ flow values are in pixels at the configured size.
 TV-L1 is OpenCV's ``cv2.optflow.DualTVL1OpticalFlow`` with OpenCV's default
 parameters (the contrib build is required, see :mod:`raicl_mm.compat`);
 Farneback (``cv2.calcOpticalFlowFarneback``) is a faster alternative.
+``'tvl1_torch'`` is the same TV-L1 model and scheme with the same default
+parameters in PyTorch (:mod:`raicl_mm.datasets.tvl1_torch`): the pairs of a
+clip (or, through :func:`raicl_mm.datasets.flow_cache.extract_all`, of many
+clips) are solved as one batch, on CUDA when available.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-FLOW_METHODS = ('tvl1', 'farneback')
+FLOW_METHODS = ('tvl1', 'farneback', 'tvl1_torch')
 FACE_CROPS = (None, 'haar', 'box')
 
 #: Farneback parameters (the values of OpenCV's own optical-flow sample):
@@ -41,8 +45,9 @@ class FlowConfig:
     """Everything that decides how a flow instance is computed.
 
     Attributes:
-        method: ``'tvl1'`` (OpenCV DualTVL1, default parameters) or
-            ``'farneback'``.
+        method: ``'tvl1'`` (OpenCV DualTVL1, default parameters),
+            ``'farneback'`` or ``'tvl1_torch'`` (the batched PyTorch port of
+            OpenCV's TV-L1, same defaults).
         size: ``(H, W)`` of the frames after crop and resize; the flow is
             computed, and expressed in pixels, at this size.
         face_crop: None (whole frame), ``'haar'`` (OpenCV's frontal-face Haar
@@ -55,6 +60,10 @@ class FlowConfig:
         haar_cascade: Path of the Haar cascade XML for ``'haar'``; None uses
             OpenCV's bundled ``haarcascade_frontalface_default.xml`` (the
             opencv 5.0 wheels ship none: then a path is required).
+        device: ``'tvl1_torch'`` only: torch device (``'cpu'``,
+            ``'cuda'``, ``'cuda:1'``); None = CUDA when available, else CPU.
+            Not part of the cache key: the device changes the flow only by
+            float32 rounding (see :meth:`key_dict`).
     """
 
     method: str = 'tvl1'
@@ -63,6 +72,7 @@ class FlowConfig:
     crop_margin: float = 0.1
     crop_box: Optional[Tuple[int, int, int, int]] = None
     haar_cascade: Optional[str] = None
+    device: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.method not in FLOW_METHODS:
@@ -96,6 +106,10 @@ class FlowConfig:
             OpenCV may give different flows).
         """
         key = asdict(self)
+        # Where the flow is computed is not what it is: CPU and CUDA runs of
+        # 'tvl1_torch' differ by float32 rounding only, far below the
+        # solver's own error, so one cache serves both.
+        key.pop('device')
         key['size'] = list(self.size)
         if self.face_crop != 'haar':
             key.pop('crop_margin')
@@ -111,8 +125,13 @@ class FlowConfig:
                                    if os.path.isfile(path) else None]
         else:
             key.pop('haar_cascade')
-        key['solver'] = ('opencv-defaults' if self.method == 'tvl1'
-                         else dict(FARNEBACK_PARAMS))
+        if self.method == 'tvl1':
+            key['solver'] = 'opencv-defaults'
+        elif self.method == 'tvl1_torch':
+            from .tvl1_torch import TVL1Params
+            key['solver'] = dict(TVL1Params().key(), impl='raicl_mm-torch-1')
+        else:
+            key['solver'] = dict(FARNEBACK_PARAMS)
         key['resize'] = 'INTER_AREA'
         key['opencv'] = cv2.__version__
         return key
@@ -176,13 +195,16 @@ def _check_gray(img: np.ndarray, name: str) -> np.ndarray:
 
 
 def compute_flow(onset_gray: np.ndarray, frame_gray: np.ndarray,
-                 method: str = 'tvl1') -> np.ndarray:
+                 method: str = 'tvl1', device: Optional[str] = 'cpu'
+                 ) -> np.ndarray:
     """Optical flow from the onset to a frame (Eq. 1).
 
     Args:
         onset_gray: ``(H, W)`` uint8 onset frame.
         frame_gray: ``(H, W)`` uint8 frame of the same size.
-        method: ``'tvl1'`` or ``'farneback'``.
+        method: ``'tvl1'``, ``'farneback'`` or ``'tvl1_torch'``.
+        device: ``'tvl1_torch'`` only: torch device (None = CUDA when
+            available); one pair is fastest on the CPU.
 
     Returns:
         ``(H, W, 2)`` float32 ``[u, v]`` in pixels: a point at ``(x, y)`` in
@@ -201,10 +223,25 @@ def compute_flow(onset_gray: np.ndarray, frame_gray: np.ndarray,
             onset_gray, frame_gray, None, p['pyr_scale'], p['levels'],
             p['winsize'], p['iterations'], p['poly_n'], p['poly_sigma'],
             p['flags'])
+    elif method == 'tvl1_torch':
+        return _tvl1_torch_flows(onset_gray, [frame_gray], device)[0]
     else:
         raise ValueError(f'unknown flow method {method!r}; valid: '
                          f'{FLOW_METHODS}')
     return np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def _tvl1_torch_flows(onset_gray: np.ndarray, frames: Sequence[np.ndarray],
+                      device: Optional[str]) -> np.ndarray:
+    """``(N, H, W, 2)`` float32 TV-L1 flows onset->frame, one torch batch."""
+    import torch
+
+    from .tvl1_torch import default_device, tvl1_batch
+    ref = torch.from_numpy(np.ascontiguousarray(onset_gray))
+    ref = ref.unsqueeze(0).expand(len(frames), -1, -1)
+    tgt = torch.from_numpy(np.stack(frames))
+    flows = tvl1_batch(ref, tgt, device=default_device(device))
+    return np.ascontiguousarray(flows.cpu().numpy(), dtype=np.float32)
 
 
 def flow_instance(onset_gray: np.ndarray, frame_gray: np.ndarray,
@@ -398,4 +435,9 @@ def extract_instance_set(record, cfg: FlowConfig,
         raise ValueError(f'no positions to extract for sample '
                          f'{record.sample_id}')
     onset, frames = load_clip_frames(record, positions, cfg)
+    if cfg.method == 'tvl1_torch':
+        # All pairs of the clip in one batch.
+        flows = _tvl1_torch_flows(onset, frames, cfg.device)
+        return np.stack([np.dstack([f, optical_strain(f[..., 0], f[..., 1])])
+                         for f in flows]).astype(np.float32, copy=False)
     return np.stack([flow_instance(onset, f, cfg.method) for f in frames])

@@ -203,6 +203,39 @@ class FlowCache:
         """
         key, positions = self._key_and_positions(record)
         flows = extract_instance_set(record, self.flow_cfg, positions)
+        return self.store(record, flows, positions, key=key)
+
+    def store(self, record, flows: np.ndarray, positions: List[int],
+              key: Optional[str] = None) -> Dict:
+        """Write an instance set computed elsewhere (e.g. by the batched
+        TV-L1 of :func:`raicl_mm.datasets.tvl1_torch.extract_all_torch`)
+        atomically, exactly as :meth:`build` does.
+
+        Args:
+            record: The clip.
+            flows: ``(N, H, W, 3)`` ``[u, v, strain]`` at the positions.
+            positions: The positions the flows were computed at; they must be
+                this cache's positions for the clip.
+            key: :meth:`key_for` taken *before* the frames were read (so a
+                frame edited meanwhile makes the file stale); None computes
+                it now.
+
+        Returns:
+            The same dict as :meth:`load`.
+        """
+        positions = [int(p) for p in positions]
+        if key is None:
+            key, expected = self._key_and_positions(record)
+            if expected != positions:
+                raise ValueError(f'positions {positions} are not this '
+                                 f'cache\'s positions {expected} for sample '
+                                 f'{record.sample_id}')
+        h, w = self.flow_cfg.size
+        flows = np.asarray(flows)
+        if flows.shape != (len(positions), h, w, 3):
+            raise ValueError(f'flows of sample {record.sample_id} have shape '
+                             f'{flows.shape}, expected '
+                             f'{(len(positions), h, w, 3)}')
         flows16 = flows.astype(np.float16)  # float16 on disk, see module doc
         frame_numbers = [int(record.frame_numbers[p]) for p in positions]
         path = self.path_for(record)
@@ -267,6 +300,9 @@ def extract_all(records: Iterable, cache: FlowCache,
         records: ClipRecords.
         cache: The cache to fill.
         workers: Processes; None = all cores, 1 = in this process.
+            Ignored for ``flow_cfg.method == 'tvl1_torch'``: that goes to
+            :func:`raicl_mm.datasets.tvl1_torch.extract_all_torch` (one
+            process, many clips' pairs per batch, ``flow_cfg.device``).
         progress: Show a progress bar with ETA on stderr
             (``mmengine.utils.ProgressBar``).
 
@@ -275,6 +311,11 @@ def extract_all(records: Iterable, cache: FlowCache,
         'seconds': float, 'pairs_per_s': float (flow pairs computed per
         second), 'bytes': total size of these clips' cache files}``.
     """
+    if cache.flow_cfg.method == 'tvl1_torch':
+        from .tvl1_torch import extract_all_torch
+        return extract_all_torch(records, cache,
+                                 device=cache.flow_cfg.device,
+                                 progress=progress)
     records = list(records)
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1:

@@ -12,7 +12,6 @@ Two pieces, because the target branch needs a copy of one and not the other:
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional
 
 import torch
