@@ -125,14 +125,20 @@ def main(argv=None):
         print(f'error: {err}', file=sys.stderr)
         return 2
     runner = Runner.from_cfg(cfg)
-    runner.train()
-    if args.inner_val is not None:
-        # Score the test subject once, with the checkpoint chosen on the
-        # held-out training subjects.
-        best = runner.message_hub.get_info('best_ckpt')
-        if best:
-            runner.load_checkpoint(best)
-        runner.test()
+    try:
+        runner.train()
+        if args.inner_val is not None:
+            # Score the test subject once, with the checkpoint chosen on the
+            # held-out training subjects.
+            best = runner.message_hub.get_info('best_ckpt')
+            if best:
+                runner.load_checkpoint(best)
+            runner.test()
+    finally:
+        # gloo ranks that exit without closing the group abort (exit -6).
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
     return 0
 
 
