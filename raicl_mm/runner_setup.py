@@ -20,6 +20,32 @@ DATASET_TYPE = 'MicroExpressionFlowDataset'
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
+def add_common_args(parser, checkpoint_help: str) -> None:
+    """Flags that train.py and test.py share with mmaction2's tools."""
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--fold', help='LOSO test subject: an index, a fold '
+                        'key (casme2_01) or a subject id (01)')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help=f'allow a full (unsafe) unpickling of '
+                        f'{checkpoint_help}; only for files you trust')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings, e.g. '
+                        'data_roots.casme2=/data/CASME2/Cropped')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_tool_args(parser, argv=None):
+    """Parse, and export LOCAL_RANK as mmengine's launchers expect."""
+    import os
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
 class ToolError(Exception):
     """A user error a tool reports in one line (exit status 2)."""
 

@@ -6,35 +6,21 @@ protocol is scored. Predictions (with sample ids) go to ``--dump`` or to
 ``WORK_DIR/predictions_test.json``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 
 def parse_args(argv=None):
+    from raicl_mm.runner_setup import add_common_args, parse_tool_args
     p = argparse.ArgumentParser(description='Test (and eval) a Ra-ICL model')
     p.add_argument('config', help='test config file path')
     p.add_argument('checkpoint', help='checkpoint file')
-    p.add_argument('--work-dir', help='the dir to save the evaluation logs')
-    p.add_argument('--fold', help='LOSO test subject (index, fold key or id)')
     p.add_argument('--dump', type=str,
                    help='JSON file for the predictions (with sample ids)')
-    p.add_argument('--trust-checkpoint', action='store_true',
-                   help='allow a full (unsafe) unpickling of CHECKPOINT; only '
-                   'for files you trust')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override settings in the config')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(p, 'CHECKPOINT')
+    return parse_tool_args(p, argv)
 
 
 def build_cfg(args):

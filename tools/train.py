@@ -7,21 +7,16 @@ is scored once, after the last epoch, and its predictions are written to
 ``WORK_DIR/predictions.json``).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 
 def parse_args(argv=None):
+    from raicl_mm.runner_setup import add_common_args, parse_tool_args
     p = argparse.ArgumentParser(description='Train a Ra-ICL model')
     p.add_argument('config', help='train config file path')
-    p.add_argument('--work-dir', help='the dir to save logs and models')
-    p.add_argument('--fold', help='LOSO test subject: an index, a fold key '
-                   '(casme2_sub01) or a subject id (sub01)')
     p.add_argument('--resume', nargs='?', type=str, const='auto',
                    help='resume from the given checkpoint, or from the latest '
                    'one in the work dir when no path is given')
@@ -40,18 +35,8 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=None, help='random seed')
     p.add_argument('--diff-rank-seed', action='store_true')
     p.add_argument('--deterministic', action='store_true')
-    p.add_argument('--trust-checkpoint', action='store_true',
-                   help='allow a full (unsafe) unpickling of the --resume '
-                   'checkpoint; only for files you trust')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override settings, e.g. data_roots.casme2=/data/c2')
-    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                   default='none', help='job launcher')
-    p.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = p.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(p, 'the --resume checkpoint')
+    return parse_tool_args(p, argv)
 
 
 def build_cfg(args):
