@@ -62,6 +62,12 @@ def _safe_name(name: str) -> str:
     return 'dataset_overall' if safe == 'overall' else safe
 
 
+def _overall_name(report: Dict[str, Any]) -> str:
+    """'Composite' for a multi-dataset protocol (CDE), else the dataset."""
+    names = list(report['datasets'])
+    return 'Composite' if len(names) != 1 else f'All ({names[0]})'
+
+
 def summary_table(report: Dict[str, Any]) -> str:
     """Markdown table: Composite and each source dataset.
 
@@ -73,9 +79,10 @@ def summary_table(report: Dict[str, Any]) -> str:
     """
     lines = ['| Set | UF1 (%) | UAR (%) | Accuracy (%) | Folds | Samples |',
              '|---|---:|---:|---:|---:|---:|']
-    sections = [('Composite', report['overall'])]
-    sections += [(ds or '(unnamed)', sec)
-                 for ds, sec in report['datasets'].items()]
+    sections = [(_overall_name(report), report['overall'])]
+    if len(report['datasets']) > 1:  # one dataset: its row = the overall one
+        sections += [(ds or '(unnamed)', sec)
+                     for ds, sec in report['datasets'].items()]
     for name, sec in sections:
         lines.append(f'| {name} | {_pct(sec["UF1"])} | {_pct(sec["UAR"])} | '
                      f'{_pct(sec["accuracy"])} | {sec["num_folds"]} | '
@@ -126,7 +133,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
               'ground truth). A class absent from a set\'s ground truth is '
               'left out of its UAR, and out of its UF1 unless it was '
               'predicted (then F1 = 0).', '',
-              '## Per class (Composite)', '',
+              f'## Per class ({_overall_name(report)})', '',
               per_class_table(report['overall'])]
     if len(report['datasets']) > 1:
         for ds, sec in report['datasets'].items():
@@ -191,9 +198,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     classes = report['classes']
 
     pictures = [plot_confusion(report['overall']['confusion_matrix'], classes,
-                               _title('Composite', report['overall']),
+                               _title(_overall_name(report), report['overall']),
                                osp.join(out_dir, 'confusion_overall.png'))]
-    for ds, sec in report['datasets'].items():
+    for ds, sec in (report['datasets'].items()
+                    if len(report['datasets']) > 1 else ()):
         pictures.append(plot_confusion(
             sec['confusion_matrix'], classes, _title(ds or '(unnamed)', sec),
             osp.join(out_dir, f'confusion_{_safe_name(ds)}.png')))
