@@ -55,7 +55,7 @@ def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
                                               tmp_path):
     ref_work, _ = reference
     work = tmp_path / 'killed'
-    ckpt = work / 'fold_casme2_02' / 'epoch_1.pth'
+    ckpt = work / 'fold_casme2_02' / 'last_checkpoint'  # after epoch_1.pth
     proc = subprocess.Popen(
         [sys.executable, str(REPO / 'tools' / 'loso.py'), str(tiny_config),
          '--work-dir', str(work), *EPOCHS], cwd=REPO,
@@ -66,7 +66,7 @@ def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # the runner and its fold process
     proc.wait()
-    assert ckpt.exists(), 'the run never reached epoch 1 of the 2nd fold'
+    assert ckpt.exists(), 'the run never saved a checkpoint in the 2nd fold'
     assert not (work / 'fold_casme2_02' / 'predictions.json').exists(), \
         'fold finished before the kill: nothing was interrupted'
     res = run_tool('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
@@ -95,3 +95,25 @@ def test_failed_fold_is_reported_and_others_finish(tiny_config, tmp_path):
         assert (work / f'fold_{fold}' / 'predictions.json').is_file()
     report = run_tool('loso_report.py', work)
     assert report.returncode == 2 and 'casme2_03' in report.stderr
+
+
+def test_resume_point_skips_a_partial_checkpoint(tmp_path, trained_fold):
+    """Killed between writing epoch_N.pth and the marker: use the newest
+    checkpoint that loads."""
+    sys.path.insert(0, str(REPO / 'tools'))
+    from loso import resume_point
+    fold = tmp_path / 'fold_x'
+    fold.mkdir()
+    assert resume_point(str(fold)) is None
+    good = fold / 'epoch_1.pth'
+    good.write_bytes(trained_fold.read_bytes())
+    (fold / 'epoch_2.pth').write_bytes(b'partial')
+    assert resume_point(str(fold)) == str(good)
+    (fold / 'last_checkpoint').write_text(str(good))
+    assert resume_point(str(fold)) == 'auto'
+
+
+@pytest.fixture(scope='module')
+def trained_fold(reference):
+    work, _ = reference
+    return work / 'fold_casme2_01' / 'epoch_5.pth'

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -81,6 +82,30 @@ def prepare(cfg):
     return report, summary
 
 
+def resume_point(fold_dir):
+    """What an interrupted fold resumes from: 'auto' when mmengine's
+    ``last_checkpoint`` marker (written after a checkpoint is complete) is
+    there, else the newest ``epoch_N.pth`` that loads (a run killed between
+    the two leaves a marker-less, possibly partial, newest file), else None."""
+    marker = osp.join(fold_dir, 'last_checkpoint')
+    if osp.isfile(marker):
+        with open(marker) as f:
+            if osp.isfile(f.read().strip()):
+                return 'auto'
+    from raicl_mm.compat import load_checkpoint_file
+    epochs = sorted(
+        (int(m.group(1)), osp.join(fold_dir, name))
+        for name in os.listdir(fold_dir)
+        for m in [re.fullmatch(r'epoch_(\d+)\.pth', name)] if m)
+    for _, path in reversed(epochs):
+        try:
+            load_checkpoint_file(path, map_location='cpu')
+            return path
+        except Exception:  # noqa: BLE001 - partial or foreign file
+            continue
+    return None
+
+
 def run_fold(key, args, work_dir, slot, gpus, threads):
     fold_dir = osp.join(work_dir, f'fold_{key}')
     os.makedirs(fold_dir, exist_ok=True)
@@ -88,8 +113,11 @@ def run_fold(key, args, work_dir, slot, gpus, threads):
         return key, 'skipped', 0.0
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), args.config,
            '--fold', key, '--work-dir', fold_dir]
-    if osp.isfile(osp.join(fold_dir, 'last_checkpoint')):
+    resume = resume_point(fold_dir)
+    if resume == 'auto':
         cmd.append('--resume')
+    elif resume:
+        cmd += ['--resume', resume]
     if args.amp:
         cmd.append('--amp')
     cmd += _cfg_option_args(args.cfg_options)
