@@ -450,4 +450,5 @@ def test_slurm_loso_on_local_slurm(local_slurm, tiny_config, tmp_path):
     for key in plan['folds']:
         assert (work / f'fold_{key}' / 'predictions.json').is_file(), logs
     assert (work / 'report' / 'report.md').is_file(), logs
-    assert 'Composite' in (work / 'slurm' / 'report.out').read_text()
+    out = (work / 'slurm' / 'report.out').read_text()
+    assert '| All (casme2) |' in out and 'confusion_overall.png' in out

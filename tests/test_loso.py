@@ -38,7 +38,9 @@ def test_all_folds_run_and_are_pooled(reference):
     assert rep['overall']['num_folds'] == 3
     assert rep['overall']['num_samples'] == 9
     assert len(log.strip().splitlines()) == 1 + 9
-    assert 'UF1' in res.stdout and 'confusion_overall.png' in res.stdout
+    assert '| All (casme2) |' in res.stdout  # one dataset: no Composite row
+    assert 'confusion_overall.png' in res.stdout
+    assert 'confusion_casme2.png' not in res.stdout
 
 
 def test_rerun_skips_finished_folds(reference, tiny_config):
