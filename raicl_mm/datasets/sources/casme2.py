@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from raicl_mm.datasets.records import ParseReport
-from raicl_mm.datasets.sources.common import (build_from_rows, DirCache, SheetRow, cell_text,
-                                              parse_frame, read_sheet)
+from raicl_mm.datasets.sources.common import (build_from_rows, row_from_cells, DirCache, SheetRow, cell_text,
+                                              read_sheet)
 
 DATASET = 'casme2'
 
@@ -56,14 +56,9 @@ def read_casme2_sheet(ann_file) -> List[SheetRow]:
             meta['action_units'] = cell_text(cells[au_col])
         if obj_col:
             meta['objective_class'] = cell_text(cells[obj_col])
-        rows.append(SheetRow(
-            dataset=DATASET, subject=casme2_subject(cells[cols['subject']]),
-            clip_id=cell_text(cells[cols['filename']]),
-            onset=parse_frame(cells[cols['onset']], source, cols['onset']),
-            apex=parse_frame(cells[cols['apex']], source, cols['apex'], required=False),
-            apex_raw=cell_text(cells[cols['apex']]),
-            offset=parse_frame(cells[cols['offset']], source, cols['offset']),
-            emotion=cell_text(cells[cols['emotion']]), source=source, meta=meta))
+        rows.append(row_from_cells(
+            DATASET, casme2_subject(cells[cols['subject']]),
+            cell_text(cells[cols['filename']]), cells, cols, source, meta))
     return rows
 
 

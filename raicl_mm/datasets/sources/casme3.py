@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from raicl_mm.datasets.records import ParseReport
-from raicl_mm.datasets.sources.common import (build_from_rows, DirCache, SheetRow, cell_text,
+from raicl_mm.datasets.sources.common import (build_from_rows, row_from_cells, DirCache, SheetRow, cell_text,
                                               parse_frame, read_sheet)
 
 DATASET = 'casme3'
@@ -65,13 +65,9 @@ def read_casme3_sheet(ann_file) -> List[SheetRow]:
             meta['objective_class'] = cell_text(cells[obj_col])
         if raw_name != video:
             meta['sheet_filename'] = raw_name
-        rows.append(SheetRow(
-            dataset=DATASET, subject=cell_text(cells[cols['subject']]),
-            clip_id=f'{video}_{onset}', onset=onset,
-            apex=parse_frame(cells[cols['apex']], source, cols['apex'], required=False),
-            apex_raw=cell_text(cells[cols['apex']]),
-            offset=parse_frame(cells[cols['offset']], source, cols['offset']),
-            emotion=cell_text(cells[cols['emotion']]), source=source, meta=meta))
+        rows.append(row_from_cells(
+            DATASET, cell_text(cells[cols['subject']]), f'{video}_{onset}',
+            cells, cols, source, meta, onset=onset))
     return rows
 
 

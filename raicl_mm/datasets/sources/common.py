@@ -607,3 +607,18 @@ def build_from_rows(rows, protocol: str, data_roots: Dict, dataset: str,
         if record is not None and on_record is not None:
             on_record(row, record, report)
     return report
+
+
+def row_from_cells(dataset: str, subject: str, clip_id: str, cells: Dict,
+                   cols: Dict[str, str], source: str, meta: Dict,
+                   onset: Optional[int] = None) -> SheetRow:
+    """A :class:`SheetRow` from one sheet row's cells (onset, apex, offset,
+    emotion columns named in ``cols``); the apex may be missing or ``'/'``."""
+    if onset is None:
+        onset = parse_frame(cells[cols['onset']], source, cols['onset'])
+    return SheetRow(
+        dataset=dataset, subject=subject, clip_id=clip_id, onset=onset,
+        apex=parse_frame(cells[cols['apex']], source, cols['apex'], required=False),
+        apex_raw=cell_text(cells[cols['apex']]),
+        offset=parse_frame(cells[cols['offset']], source, cols['offset']),
+        emotion=cell_text(cells[cols['emotion']]), source=source, meta=meta)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from raicl_mm.datasets.records import ParseReport
-from raicl_mm.datasets.sources.common import (build_from_rows, DirCache, SheetRow, cell_text,
-                                              parse_frame, read_sheet)
+from raicl_mm.datasets.sources.common import (build_from_rows, row_from_cells, DirCache, SheetRow, cell_text,
+                                              read_sheet)
 
 DATASET = 'samm'
 SHEET_NAMES = ('MICRO_ONLY',)
@@ -55,14 +55,9 @@ def read_samm_sheet(ann_file) -> List[SheetRow]:
     for i, cells in enumerate(sheet.frame.to_dict('records')):
         source = sheet.source(i)
         meta = {key: cell_text(cells[col]) for key, col in extra.items() if col}
-        rows.append(SheetRow(
-            dataset=DATASET, subject=samm_subject(cells[cols['subject']]),
-            clip_id=cell_text(cells[cols['filename']]),
-            onset=parse_frame(cells[cols['onset']], source, cols['onset']),
-            apex=parse_frame(cells[cols['apex']], source, cols['apex'], required=False),
-            apex_raw=cell_text(cells[cols['apex']]),
-            offset=parse_frame(cells[cols['offset']], source, cols['offset']),
-            emotion=cell_text(cells[cols['emotion']]), source=source, meta=meta))
+        rows.append(row_from_cells(
+            DATASET, samm_subject(cells[cols['subject']]),
+            cell_text(cells[cols['filename']]), cells, cols, source, meta))
     return rows
 
 
