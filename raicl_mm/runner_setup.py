@@ -179,3 +179,24 @@ def add_tensorboard_if_available(cfg: Config) -> bool:
         backends.append(dict(type='TensorboardVisBackend'))
         vis['vis_backends'] = backends
     return True
+
+
+def run_with_runner(build_cfg, args, action) -> int:
+    """Build the config (a ToolError is a one-line message, exit 2), then the
+    Runner, then ``action(runner, args)``; always closes a process group."""
+    import sys
+    from mmengine.runner import Runner
+    try:
+        cfg = build_cfg(args)
+    except ToolError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    runner = Runner.from_cfg(cfg)
+    try:
+        action(runner, args)
+    finally:
+        # gloo ranks that exit without closing the group abort (exit -6).
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0

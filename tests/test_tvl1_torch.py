@@ -24,7 +24,6 @@ import torch
 from raicl_mm.datasets import flow_cache as fc
 from raicl_mm.datasets.flow import FlowConfig, compute_flow
 from raicl_mm.datasets.flow_cache import FlowCache, SamplingConfig, extract_all
-from raicl_mm.datasets.records import ClipRecord
 from raicl_mm.datasets.tvl1_torch import (TVL1Params, _median_blur,
                                           _resize_linear, pyramid_sizes,
                                           tvl1_batch)
@@ -250,21 +249,9 @@ def test_compute_flow_tvl1_torch_one_pair():
 
 
 def make_clip(root, clip_id, n=6, seed=0, size=40):
-    """A texture drifting 0.5 px/frame, as in test_flow_cache.py."""
-    big = texture(size + 40, size + 40, seed) / 255.0
-    folder = root / clip_id
-    folder.mkdir(parents=True)
-    paths = []
-    for k in range(n):
-        m = np.float32([[1, 0, 0.5 * k], [0, 1, 0]])
-        img = cv2.warpAffine(big, m, big.shape[::-1], flags=cv2.INTER_CUBIC,
-                             borderMode=cv2.BORDER_REFLECT)[20:-20, 20:-20]
-        p = folder / f'img{k + 1}.png'
-        cv2.imwrite(str(p), np.uint8(img * 255 + 0.5))
-        paths.append(str(p))
-    return ClipRecord(dataset='synthetic', subject='01', clip_id=clip_id,
-                      label='positive', onset=1, apex=n // 2, offset=n,
-                      frame_paths=paths, frame_numbers=list(range(1, n + 1)))
+    """A texture drifting 0.5 px/frame: test_flow_cache.py's clip, smaller."""
+    from test_flow_cache import make_clip as drifting_clip
+    return drifting_clip(root, clip_id, n=n, seed=seed, size=size)
 
 
 def test_flow_config_device_is_not_in_the_key():

@@ -57,18 +57,9 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    import raicl_mm  # noqa: F401
-    from mmengine.runner import Runner
-
-    from raicl_mm.runner_setup import ToolError
-    try:
-        cfg = build_cfg(args)
-    except ToolError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    runner = Runner.from_cfg(cfg)
-    runner.test()
-    return 0
+    import raicl_mm  # noqa: F401  (applies the stack fixes first)
+    from raicl_mm.runner_setup import run_with_runner
+    return run_with_runner(build_cfg, args, lambda runner, _: runner.test())
 
 
 if __name__ == '__main__':

@@ -98,33 +98,22 @@ def build_cfg(args):
     return cfg
 
 
+def train(runner, args):
+    runner.train()
+    if args.inner_val is not None:
+        # Score the test subject once, with the checkpoint chosen on the
+        # held-out training subjects.
+        best = runner.message_hub.get_info('best_ckpt')
+        if best:
+            runner.load_checkpoint(best)
+        runner.test()
+
+
 def main(argv=None):
     args = parse_args(argv)
     import raicl_mm  # noqa: F401  (applies the stack fixes first)
-    from mmengine.runner import Runner
-
-    from raicl_mm.runner_setup import ToolError
-    try:
-        cfg = build_cfg(args)
-    except ToolError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    runner = Runner.from_cfg(cfg)
-    try:
-        runner.train()
-        if args.inner_val is not None:
-            # Score the test subject once, with the checkpoint chosen on the
-            # held-out training subjects.
-            best = runner.message_hub.get_info('best_ckpt')
-            if best:
-                runner.load_checkpoint(best)
-            runner.test()
-    finally:
-        # gloo ranks that exit without closing the group abort (exit -6).
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
+    from raicl_mm.runner_setup import run_with_runner
+    return run_with_runner(build_cfg, args, train)
 
 
 if __name__ == '__main__':
