@@ -12,7 +12,7 @@ What is timed (pairs = onset->frame flow instances actually computed):
 * baseline: ``cv2.optflow.DualTVL1OpticalFlow`` (OpenCV defaults, the
   project's solver) called in a loop in this one process with one OpenCV
   thread, on frames already read, cropped and resized -- the solver alone.
-* figures: ``raicl_mm.datasets.flow_cache.extract_all(records, cache,
+* figures: ``raicl_mm.flow.cache.extract_all(records, cache,
   workers=all cores)`` into an empty cache: reading the JPEGs, resizing,
   flow, strain, float16 ``.npz`` writes, on a process pool. Its first call in
   a process is *cold* (the forkserver starts and imports ``raicl_mm``, as in
@@ -79,7 +79,7 @@ def parse_args(argv=None):
 
 def make_records(args, tmp):
     from raicl_mm.datasets.sources import build_records
-    from raicl_mm.datasets.synthetic import (FRAMES_DIR, SHEET_NAME,
+    from raicl_mm.synthetic.generator import (FRAMES_DIR, SHEET_NAME,
                                              SyntheticConfig, generate)
     if args.data:
         root = args.data
@@ -106,7 +106,7 @@ def one_process_rate(frames, method, threads):
     """Pairs/s of the solver alone over ``frames`` [(onset, [frame...])]."""
     import cv2
     from raicl_mm.compat import require_optflow
-    from raicl_mm.datasets.flow import FARNEBACK_PARAMS
+    from raicl_mm.flow import FARNEBACK_PARAMS
     old = cv2.getNumThreads()
     if threads is not None:
         cv2.setNumThreads(threads)
@@ -137,8 +137,8 @@ def main(argv=None):
     cores = common.usable_cores()
     workers = args.workers or cores
     import numpy as np
-    from raicl_mm.datasets.flow import FlowConfig, load_clip_frames
-    from raicl_mm.datasets.flow_cache import (FlowCache, SamplingConfig,
+    from raicl_mm.flow import FlowConfig, load_clip_frames
+    from raicl_mm.flow.cache import (FlowCache, SamplingConfig,
                                               clip_positions, extract_all)
     tmp = tempfile.mkdtemp(prefix='bench_flow_')
     try:
@@ -256,7 +256,7 @@ def main(argv=None):
                 flow_size=args.size, instances=args.instances,
                 frames=[r.num_frames for r in records],
                 data=root if not generated else
-                f'generated: raicl_mm.datasets.synthetic, {args.gen_size} px,'
+                f'generated: raicl_mm.synthetic.generator, {args.gen_size} px,'
                 f' {args.frames[0]}-{args.frames[1]} frames '
                 f'({t_gen:.1f} s)',
                 workers=workers, repeats=args.repeats,

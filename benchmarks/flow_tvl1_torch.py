@@ -1,4 +1,4 @@
-"""Batched PyTorch TV-L1 (raicl_mm.datasets.tvl1_torch) vs OpenCV's TV-L1.
+"""Batched PyTorch TV-L1 (raicl_mm.flow.tvl1_torch) vs OpenCV's TV-L1.
 
 Prints ONE JSON object ``{what, input, device, figures, baseline}``:
 
@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from raicl_mm.datasets.tvl1_torch import TVL1Params, tvl1_batch  # noqa: E402
+from raicl_mm.flow.tvl1_torch import TVL1Params, tvl1_batch  # noqa: E402
 
 
 def _texture(h, w, rng, sigma=2.0):
@@ -45,7 +45,7 @@ def _texture(h, w, rng, sigma=2.0):
 
 
 def _face(size, rng):
-    from raicl_mm.datasets.synthetic import make_subject, render_face
+    from raicl_mm.synthetic.generator import make_subject, render_face
     face = make_subject(rng)
     img = render_face(face, size)[0]
     return cv2.cvtColor(img.astype(np.float32), cv2.COLOR_BGR2GRAY)

@@ -88,7 +88,7 @@ def prepare_embedded_data(cfg: Config) -> Optional[dict]:
     spec = cfg.get('synthetic')
     if not spec:
         return None
-    from raicl_mm.datasets.synthetic import SyntheticConfig, generate
+    from raicl_mm.synthetic.generator import SyntheticConfig, generate
     spec = dict(spec)
     out = spec.pop('out')
     return generate(out, SyntheticConfig(**spec))

@@ -157,7 +157,7 @@ def test_flow_extraction_without_optflow_stops_but_farneback_works(
         monkeypatch):
     import cv2
 
-    from raicl_mm.datasets.flow import compute_flow
+    from raicl_mm.flow import compute_flow
     rng = np.random.default_rng(0)
     a = cv2.GaussianBlur((rng.random((48, 48)) * 255).astype(np.uint8),
                          (5, 5), 1.5)

@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from raicl_mm.datasets import flow as flow_mod
-from raicl_mm.datasets.flow import (FlowConfig, compute_flow,
+from raicl_mm.flow import face as face_mod, tvl1 as tvl1_mod
+from raicl_mm.flow import (FlowConfig, compute_flow,
                                     extract_instance_set, flow_instance,
                                     load_clip_frames, optical_strain)
 from raicl_mm.datasets.records import ClipRecord
@@ -124,7 +124,7 @@ def test_tvl1_uses_require_optflow(monkeypatch):
         raise RuntimeError('reinstall opencv-contrib-python-headless')
 
     monkeypatch.setattr(compat, 'require_optflow', broken)
-    monkeypatch.setattr(flow_mod, '_TVL1', {})
+    monkeypatch.setattr(tvl1_mod, '_TVL1', {})
     a, b = shifted_pair(32, 1, 0)
     with pytest.raises(RuntimeError, match='opencv-contrib'):
         compute_flow(a, b, 'tvl1')
@@ -205,7 +205,7 @@ def test_haar_box_is_found_on_the_onset_and_reused(tmp_path, monkeypatch):
         calls.append((onset.copy(), path))
         return box
 
-    monkeypatch.setattr(flow_mod, '_haar_box', fake_detector)
+    monkeypatch.setattr(face_mod, '_haar_box', fake_detector)
     out = extract_instance_set(
         rec, FlowConfig(method='tvl1', size=(48, 48), face_crop='haar'),
         [1, 2, 3])
@@ -228,7 +228,7 @@ class FakeCascade:
 def _with_fake_cascade(monkeypatch, tmp_path, faces):
     xml = tmp_path / 'cascade.xml'
     xml.write_text('<opencv_storage/>')
-    monkeypatch.setattr(flow_mod, '_load_cascade',
+    monkeypatch.setattr(face_mod, '_load_cascade',
                         lambda path: FakeCascade(faces))
     return str(xml)
 
@@ -238,7 +238,7 @@ def test_haar_takes_largest_face_with_margin(tmp_path, monkeypatch):
                              [(10, 10, 20, 20), (40, 30, 50, 60)])
     cfg = FlowConfig(face_crop='haar', crop_margin=0.1, haar_cascade=xml)
     onset = np.zeros((120, 120), np.uint8)
-    assert flow_mod._haar_box(onset, cfg, 'x.png', 'a/b/c') == (35, 24, 60,
+    assert face_mod._haar_box(onset, cfg, 'x.png', 'a/b/c') == (35, 24, 60,
                                                                72)
 
 

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from raicl_mm.datasets import flow_cache as fc
-from raicl_mm.datasets.flow import FlowConfig
-from raicl_mm.datasets.flow_cache import (FlowCache, SamplingConfig,
+from raicl_mm.flow import cache as fc
+from raicl_mm.flow import FlowConfig
+from raicl_mm.flow.cache import (FlowCache, SamplingConfig,
                                           clip_positions, extract_all)
 from raicl_mm.datasets.records import ClipRecord
 
@@ -269,7 +269,7 @@ def _load_tool():
 def test_extract_flows_tool_on_a_synthetic_set(tmp_path, capsys):
     import json
 
-    from raicl_mm.datasets.synthetic import SyntheticConfig, generate
+    from raicl_mm.synthetic.generator import SyntheticConfig, generate
     data = tmp_path / 'synthetic'
     generate(str(data), SyntheticConfig(num_subjects=2, clips_per_subject=2,
                                         size=48, min_len=9, max_len=12,

@@ -1,4 +1,4 @@
-"""Tests of the embedded synthetic set (raicl_mm.datasets.synthetic)."""
+"""Tests of the embedded synthetic set (raicl_mm.synthetic.generator)."""
 import hashlib
 import importlib.util
 import json
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from raicl_mm.datasets.records import FRAME_RE
-from raicl_mm.datasets.synthetic import (MANIFEST_NAME, SHEET_NAME,
+from raicl_mm.synthetic.generator import (MANIFEST_NAME, SHEET_NAME,
                                          SYNTHETIC_CLASSES, SyntheticConfig,
                                          au_field, generate, plan,
                                          temporal_profile)
@@ -297,7 +297,7 @@ def test_rerun_reuses_a_complete_set(tmp_path, caplog):
     first = generate(str(out), cfg, workers=1)
     frame = out / first['clips'][0]['frames_dir'] / f'reg_img{first["clips"][0]["onset"]}.jpg'
     stamp = frame.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger='raicl_mm.datasets.synthetic'):
+    with caplog.at_level(logging.INFO, logger='raicl_mm.synthetic.generator'):
         second = generate(str(out), cfg, workers=1)
     assert second == first
     assert frame.stat().st_mtime_ns == stamp
@@ -305,7 +305,7 @@ def test_rerun_reuses_a_complete_set(tmp_path, caplog):
     # An incomplete set is regenerated, not reused.
     frame.unlink()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger='raicl_mm.datasets.synthetic'):
+    with caplog.at_level(logging.INFO, logger='raicl_mm.synthetic.generator'):
         generate(str(out), cfg, workers=1)
     assert frame.is_file() and 'reused' not in caplog.text
     # Other parameters in a synthetic folder: regenerated in place, old clips gone.

@@ -1,4 +1,4 @@
-"""Batched PyTorch TV-L1 (raicl_mm.datasets.tvl1_torch), on the CPU.
+"""Batched PyTorch TV-L1 (raicl_mm.flow.tvl1_torch), on the CPU.
 
 Accuracy and agreement use OpenCV's full default parameters on small images;
 plumbing tests use few iterations. Tolerances (measured on this machine,
@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from raicl_mm.datasets import flow_cache as fc
-from raicl_mm.datasets.flow import FlowConfig, compute_flow
-from raicl_mm.datasets.flow_cache import FlowCache, SamplingConfig, extract_all
-from raicl_mm.datasets.tvl1_torch import (TVL1Params, _median_blur,
+from raicl_mm.flow import cache as fc
+from raicl_mm.flow import FlowConfig, compute_flow
+from raicl_mm.flow.cache import FlowCache, SamplingConfig, extract_all
+from raicl_mm.flow.tvl1_torch import (TVL1Params, _median_blur,
                                           _resize_linear, pyramid_sizes,
                                           tvl1_batch)
 
@@ -50,7 +50,7 @@ def texture(h, w, seed=0, sigma=2.0):
 
 
 def face(size, seed=0):
-    from raicl_mm.datasets.synthetic import make_subject, render_face
+    from raicl_mm.synthetic.generator import make_subject, render_face
     img = render_face(make_subject(np.random.default_rng(seed)), size)[0]
     return cv2.cvtColor(np.ascontiguousarray(img, np.float32),
                         cv2.COLOR_BGR2GRAY)
@@ -262,7 +262,8 @@ def test_flow_config_device_is_not_in_the_key():
 
 
 def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
-    import raicl_mm.datasets.tvl1_torch as tt
+    import raicl_mm.flow.batched as bt
+    import raicl_mm.flow.tvl1_torch as tt
     real = tt.tvl1_batch
     calls = []
 
@@ -270,7 +271,7 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
         calls.append(ref.shape[0])
         return real(ref, tgt, params, device=device, **FAST)
 
-    monkeypatch.setattr(tt, 'tvl1_batch', fast)
+    monkeypatch.setattr(bt, 'tvl1_batch', fast)
     data = tmp_path / 'data'
     recs = [make_clip(data, f'c{i}', seed=i) for i in range(3)]
     broken = make_clip(data, 'broken')
@@ -295,7 +296,7 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
         # the strain channel is the strain of the stored flow.
         mean_u = out['flows'][:, 6:-6, 6:-6, 0].mean(axis=(1, 2))
         assert np.all(np.diff(mean_u) > 0)
-        from raicl_mm.datasets.flow import optical_strain
+        from raicl_mm.flow import optical_strain
         np.testing.assert_allclose(
             out['flows'][0, ..., 2],
             optical_strain(out['flows'][0, ..., 0], out['flows'][0, ..., 1]),
@@ -307,12 +308,13 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
 
 def test_small_batches_split_clips_and_store_matches_build(tmp_path,
                                                           monkeypatch):
-    import raicl_mm.datasets.tvl1_torch as tt
+    import raicl_mm.flow.batched as bt
+    import raicl_mm.flow.tvl1_torch as tt
     real = tt.tvl1_batch
-    monkeypatch.setattr(tt, 'tvl1_batch',
+    monkeypatch.setattr(bt, 'tvl1_batch',
                         lambda r, t, params=None, device=None, **kw:
                         real(r, t, params, device=device, **FAST))
-    import raicl_mm.datasets.flow as flow_mod
+    import raicl_mm.flow.tvl1 as flow_mod
     real_flows = flow_mod._tvl1_torch_flows
 
     def fast_flows(onset, frames, device):
@@ -326,7 +328,7 @@ def test_small_batches_split_clips_and_store_matches_build(tmp_path,
     cfg = FlowConfig(method='tvl1_torch', size=(32, 32))
     cache = FlowCache(str(tmp_path / 'cache'), cfg,
                       SamplingConfig(num_instances=3))
-    summary = tt.extract_all_torch(recs, cache, device='cpu', batch_pairs=2,
+    summary = bt.extract_all_torch(recs, cache, device='cpu', batch_pairs=2,
                                    progress=False)
     assert summary['built'] == 2 and summary['failed'] == []
     batched = [cache.load(r)['flows'] for r in recs]

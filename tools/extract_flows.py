@@ -64,8 +64,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
     # Imported here: the package import is slow and --help should not be.
-    from raicl_mm.datasets.flow import FlowConfig
-    from raicl_mm.datasets.flow_cache import (FlowCache, SamplingConfig,
+    from raicl_mm.flow import FlowConfig
+    from raicl_mm.flow.cache import (FlowCache, SamplingConfig,
                                               extract_all)
     from raicl_mm.datasets.sources import build_records
 

@@ -66,8 +66,8 @@ def _cfg_option_args(options: dict):
 
 def prepare(cfg):
     """Embedded data + the whole protocol's flow cache, once, on all cores."""
-    from raicl_mm.datasets.flow import FlowConfig
-    from raicl_mm.datasets.flow_cache import (FlowCache, SamplingConfig,
+    from raicl_mm.flow import FlowConfig
+    from raicl_mm.flow.cache import (FlowCache, SamplingConfig,
                                               extract_all)
     from raicl_mm.runner_setup import load_records, prepare_embedded_data
     prepare_embedded_data(cfg)

@@ -20,7 +20,7 @@ import logging  # noqa: E402
 import time  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
-from raicl_mm.datasets.synthetic import SyntheticConfig, generate  # noqa: E402
+from raicl_mm.synthetic.generator import SyntheticConfig, generate  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -9,8 +9,10 @@ from mmaction.datasets import BaseActionDataset
 from mmaction.registry import DATASETS
 from mmengine.logging import print_log
 
-from .flow import FlowConfig
-from .flow_cache import FlowCache, SamplingConfig, extract_all
+from raicl_mm.flow import FlowConfig
+from raicl_mm.flow.cache import FlowCache, extract_all
+
+from .sampling import SamplingConfig
 from .folds import list_folds, resolve_fold
 from .sources import build_records, get_classes
 

@@ -3,7 +3,7 @@
 A micro-expression clip of ``T`` frames (position 0 is the onset) becomes a
 set of optical-flow instances ``I_n`` computed from the onset to the frame at
 each sampled position (paper, Sec. 3.1, Eq. 1-2). This module only chooses the
-positions; :mod:`raicl_mm.datasets.flow` turns them into flow.
+positions; :mod:`raicl_mm.flow` turns them into flow.
 
 Strategies (paper Table 3, appendix A.1.2 / A.2.1):
 
@@ -31,7 +31,9 @@ sorted ascending, unique, and inside ``[1, T-1]``.
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
+from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
@@ -182,3 +184,54 @@ def middle_position(positions: List[int]) -> int:
         raise ValueError('middle_position() got an empty instance set')
     ordered = sorted(positions)
     return int(ordered[len(ordered) // 2])
+
+
+@dataclass
+class SamplingConfig:
+    """How the positions of a clip's instance set are chosen.
+
+    Attributes:
+        strategy: One of :data:`raicl_mm.datasets.sampling.STRATEGIES`.
+        num_instances: ``N`` (16 in the paper).
+        apex_jitter_std: Gaussian noise on the apex, in frames (robustness
+            protocol); 0 disables it.
+        seed: Base seed; each clip's generator is seeded from
+            ``(seed, sample_id)`` so ``random`` sampling and the apex jitter
+            are reproducible and independent of clip order.
+    """
+
+    strategy: str = 'middle'
+    num_instances: int = 16
+    apex_jitter_std: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f'SamplingConfig.strategy={self.strategy!r} is '
+                             f'unknown; valid: {", ".join(STRATEGIES)}')
+        if int(self.num_instances) < 1:
+            raise ValueError(f'SamplingConfig.num_instances must be >= 1, got '
+                             f'{self.num_instances}')
+        if self.apex_jitter_std < 0:
+            raise ValueError(f'SamplingConfig.apex_jitter_std must be >= 0, '
+                             f'got {self.apex_jitter_std}')
+
+
+def clip_rng(seed: int, sample_id: str) -> np.random.Generator:
+    """A generator seeded from ``(seed, sample_id)``, stable across runs.
+
+    Python's ``hash()`` of a string is salted per process, so the id is
+    hashed with SHA-256 instead.
+    """
+    digest = hashlib.sha256(sample_id.encode('utf-8')).digest()
+    return np.random.default_rng(
+        [int(seed), int.from_bytes(digest[:8], 'little')])
+
+
+def clip_positions(record, sampling_cfg: SamplingConfig) -> List[int]:
+    """The positions of ``record``'s instance set under ``sampling_cfg``."""
+    return sample_positions(
+        record.num_frames, sampling_cfg.strategy,
+        int(sampling_cfg.num_instances), record.apex_position(),
+        float(sampling_cfg.apex_jitter_std),
+        clip_rng(sampling_cfg.seed, record.sample_id))

@@ -29,70 +29,22 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .flow import FlowConfig, extract_instance_set, set_worker_threads
-from .sampling import STRATEGIES, sample_positions
+from raicl_mm.datasets.sampling import SamplingConfig, clip_positions
+
+from .config import FlowConfig
+from .instances import extract_instance_set
+from .tvl1 import set_worker_threads
 
 #: Bump when the file layout or the meaning of its arrays changes.
 CACHE_FORMAT_VERSION = 1
 
 _UNSAFE = re.compile(r'[^A-Za-z0-9._-]')
-
-
-@dataclass
-class SamplingConfig:
-    """How the positions of a clip's instance set are chosen.
-
-    Attributes:
-        strategy: One of :data:`raicl_mm.datasets.sampling.STRATEGIES`.
-        num_instances: ``N`` (16 in the paper).
-        apex_jitter_std: Gaussian noise on the apex, in frames (robustness
-            protocol); 0 disables it.
-        seed: Base seed; each clip's generator is seeded from
-            ``(seed, sample_id)`` so ``random`` sampling and the apex jitter
-            are reproducible and independent of clip order.
-    """
-
-    strategy: str = 'middle'
-    num_instances: int = 16
-    apex_jitter_std: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f'SamplingConfig.strategy={self.strategy!r} is '
-                             f'unknown; valid: {", ".join(STRATEGIES)}')
-        if int(self.num_instances) < 1:
-            raise ValueError(f'SamplingConfig.num_instances must be >= 1, got '
-                             f'{self.num_instances}')
-        if self.apex_jitter_std < 0:
-            raise ValueError(f'SamplingConfig.apex_jitter_std must be >= 0, '
-                             f'got {self.apex_jitter_std}')
-
-
-def clip_rng(seed: int, sample_id: str) -> np.random.Generator:
-    """A generator seeded from ``(seed, sample_id)``, stable across runs.
-
-    Python's ``hash()`` of a string is salted per process, so the id is
-    hashed with SHA-256 instead.
-    """
-    digest = hashlib.sha256(sample_id.encode('utf-8')).digest()
-    return np.random.default_rng(
-        [int(seed), int.from_bytes(digest[:8], 'little')])
-
-
-def clip_positions(record, sampling_cfg: SamplingConfig) -> List[int]:
-    """The positions of ``record``'s instance set under ``sampling_cfg``."""
-    return sample_positions(
-        record.num_frames, sampling_cfg.strategy,
-        int(sampling_cfg.num_instances), record.apex_position(),
-        float(sampling_cfg.apex_jitter_std),
-        clip_rng(sampling_cfg.seed, record.sample_id))
 
 
 def _safe_part(part: str) -> str:
@@ -208,7 +160,7 @@ class FlowCache:
     def store(self, record, flows: np.ndarray, positions: List[int],
               key: Optional[str] = None) -> Dict:
         """Write an instance set computed elsewhere (e.g. by the batched
-        TV-L1 of :func:`raicl_mm.datasets.tvl1_torch.extract_all_torch`)
+        TV-L1 of :func:`raicl_mm.flow.tvl1_torch.extract_all_torch`)
         atomically, exactly as :meth:`build` does.
 
         Args:
@@ -301,7 +253,7 @@ def extract_all(records: Iterable, cache: FlowCache,
         cache: The cache to fill.
         workers: Processes; None = all cores, 1 = in this process.
             Ignored for ``flow_cfg.method == 'tvl1_torch'``: that goes to
-            :func:`raicl_mm.datasets.tvl1_torch.extract_all_torch` (one
+            :func:`raicl_mm.flow.tvl1_torch.extract_all_torch` (one
             process, many clips' pairs per batch, ``flow_cfg.device``).
         progress: Show a progress bar with ETA on stderr
             (``mmengine.utils.ProgressBar``).
@@ -312,7 +264,7 @@ def extract_all(records: Iterable, cache: FlowCache,
         second), 'bytes': total size of these clips' cache files}``.
     """
     if cache.flow_cfg.method == 'tvl1_torch':
-        from .tvl1_torch import extract_all_torch
+        from .batched import extract_all_torch
         return extract_all_torch(records, cache,
                                  device=cache.flow_cfg.device,
                                  progress=progress)

@@ -1,0 +1,97 @@
+"""A clip's frames -> its instance set ``[u, v, strain]`` per position (Eq. 2)."""
+from __future__ import annotations
+
+import os
+from typing import List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from . import face
+from .config import FlowConfig
+from . import tvl1
+
+
+def _read_gray(path: str, sample_id: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'frame {path!r} of sample {sample_id} does '
+                                f'not exist')
+    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if img is None or img.size == 0:
+        raise ValueError(f'frame {path!r} of sample {sample_id} could not be '
+                         f'decoded as an image')
+    return img
+
+
+def load_clip_frames(record, positions: Sequence[int],
+                     cfg: FlowConfig) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """Read the onset and the frames at ``positions``, cropped, resized, grey.
+
+    The crop box is found once on the onset frame and reused for every frame
+    of the clip, so cropping adds no motion.
+
+    Args:
+        record: A :class:`~raicl_mm.datasets.records.ClipRecord`.
+        positions: Indices into ``record.frame_paths`` (0 = onset).
+        cfg: Flow configuration (size and crop).
+
+    Returns:
+        ``(onset_gray, frames_gray)``: uint8 ``(H, W)`` images at
+        ``cfg.size``, one frame per position, in the given order.
+
+    Raises:
+        FileNotFoundError / ValueError: a missing or undecodable frame, a
+            position outside the clip, or no face found; the message names
+            the path and the sample id.
+    """
+    sid = record.sample_id
+    n = len(record.frame_paths)
+    if n == 0:
+        raise ValueError(f'sample {sid} has no frames')
+    bad = [p for p in positions if not 0 <= int(p) < n]
+    if bad:
+        raise ValueError(f'positions {bad} are outside sample {sid} '
+                         f'({n} frames)')
+    onset_path = record.frame_paths[0]
+    onset = _read_gray(onset_path, sid)
+    box = None
+    if cfg.face_crop == 'haar':
+        box = face._clip_box(face._haar_box(onset, cfg, onset_path, sid),
+                        onset.shape, f'sample {sid}')
+    elif cfg.face_crop == 'box':
+        box = face._clip_box(cfg.crop_box, onset.shape,
+                        f'FlowConfig.crop_box, sample {sid}')
+    frames = []
+    for p in positions:
+        path = record.frame_paths[int(p)]
+        img = _read_gray(path, sid)
+        if img.shape != onset.shape:
+            raise ValueError(f'frame {path!r} of sample {sid} is {img.shape}, '
+                             f'the onset is {onset.shape}')
+        frames.append(face._prepare(img, box, cfg.size))
+    return face._prepare(onset, box, cfg.size), frames
+
+
+def extract_instance_set(record, cfg: FlowConfig,
+                         positions: Sequence[int]) -> np.ndarray:
+    """The instance set of a clip: one ``[u, v, strain]`` per position (Eq. 2).
+
+    Args:
+        record: A :class:`~raicl_mm.datasets.records.ClipRecord`.
+        cfg: Flow configuration.
+        positions: Indices into ``record.frame_paths`` (see
+            :func:`raicl_mm.datasets.sampling.sample_positions`).
+
+    Returns:
+        ``(N, H, W, 3)`` float32 with ``(H, W) = cfg.size``.
+    """
+    if len(positions) == 0:
+        raise ValueError(f'no positions to extract for sample '
+                         f'{record.sample_id}')
+    onset, frames = load_clip_frames(record, positions, cfg)
+    if cfg.method == 'tvl1_torch':
+        # All pairs of the clip in one batch.
+        flows = tvl1._tvl1_torch_flows(onset, frames, cfg.device)
+        return np.stack([np.dstack([f, tvl1.optical_strain(f[..., 0], f[..., 1])])
+                         for f in flows]).astype(np.float32, copy=False)
+    return np.stack([tvl1.flow_instance(onset, f, cfg.method) for f in frames])
