@@ -85,8 +85,8 @@ def whys(entries, sample_id):
 # ---------------------------------------------------------------- classes
 def test_protocols_and_class_orders():
     assert set(PROTOCOLS) == {'cde', 'casme3_3cls', 'casme3_4cls', 'casme3_7cls', 'casme2',
-                              'casme2_3cls', 'samm', 'smic'}
-    for name in ('cde', 'casme2_3cls', 'smic', 'casme3_3cls'):
+                              'casme2_3cls', 'samm', 'smic', 'mmew_3cls', 'mmew_5cls'}
+    for name in ('cde', 'casme2_3cls', 'smic', 'casme3_3cls', 'mmew_3cls'):
         assert get_classes(name) == ['negative', 'positive', 'surprise']
     assert get_classes('casme3_4cls') == ['negative', 'positive', 'surprise', 'others']
     assert get_classes('casme3_7cls') == ['happy', 'surprise', 'disgust', 'fear', 'anger',
@@ -94,6 +94,7 @@ def test_protocols_and_class_orders():
     assert get_classes('casme2') == ['happiness', 'repression', 'surprise', 'disgust',
                                      'others']
     assert get_classes('samm') == ['anger', 'contempt', 'happiness', 'surprise', 'others']
+    assert get_classes('mmew_5cls') == ['disgust', 'happiness', 'surprise', 'fear', 'others']
     get_classes('cde').append('x')  # a copy: the protocol is unchanged
     assert len(get_classes('cde')) == 3
 

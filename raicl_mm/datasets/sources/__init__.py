@@ -12,7 +12,8 @@ sheets into a :class:`~raicl_mm.datasets.records.ParseReport`::
 
 Protocols and class orders: :mod:`raicl_mm.datasets.sources.class_maps`;
 dataset layouts and quirks: the modules ``casme2``, ``samm``, ``smic``,
-``casme3`` and ``composite``.
+``casme3``, ``mmew`` and ``composite``; a sheet the package does not know is
+read through a sheet protocol dict (module ``generic``).
 """
 from __future__ import annotations
 
@@ -21,13 +22,17 @@ from typing import Dict, Optional
 from raicl_mm.datasets.records import ParseReport
 from raicl_mm.datasets.sources.casme2 import build_casme2
 from raicl_mm.datasets.sources.casme3 import build_casme3
-from raicl_mm.datasets.sources.class_maps import PROTOCOLS, check_protocol, get_classes
+from raicl_mm.datasets.sources.class_maps import (PROTOCOLS, check_protocol, get_classes,
+                                                  is_sheet_protocol, protocol_name)
 from raicl_mm.datasets.sources.common import apply_exclusions, check_unique
 from raicl_mm.datasets.sources.composite import DEFAULT_CDE_LIST, build_cde
+from raicl_mm.datasets.sources.generic import build_generic
+from raicl_mm.datasets.sources.mmew import build_mmew
 from raicl_mm.datasets.sources.samm import build_samm
 from raicl_mm.datasets.sources.smic import build_smic
 
-__all__ = ['PROTOCOLS', 'DEFAULT_CDE_LIST', 'get_classes', 'build_records']
+__all__ = ['PROTOCOLS', 'DEFAULT_CDE_LIST', 'get_classes', 'protocol_name',
+           'is_sheet_protocol', 'build_records']
 
 
 def build_records(protocol: str, data_roots: Optional[Dict], ann_files: Optional[Dict],
@@ -36,7 +41,8 @@ def build_records(protocol: str, data_roots: Optional[Dict], ann_files: Optional
     """Parse a protocol's samples from the real datasets.
 
     Args:
-        protocol: One of :data:`PROTOCOLS`.
+        protocol: One of :data:`PROTOCOLS`, or a sheet protocol dict
+            (``source='sheet'``, see :mod:`.generic`).
         data_roots: ``dict(casme2=..., samm=..., smic=..., casme3=...)``;
             only the datasets of the protocol are needed, and none when
             ``check_frames`` is False (except ``smic`` for the ``smic``
@@ -60,12 +66,16 @@ def build_records(protocol: str, data_roots: Optional[Dict], ann_files: Optional
     check_protocol(protocol)
     data_roots = dict(data_roots or {})
     ann_files = dict(ann_files or {})
-    if protocol == 'cde':
+    if is_sheet_protocol(protocol):
+        report = build_generic(protocol, data_roots, ann_files, check_frames)
+    elif protocol == 'cde':
         report = build_cde(data_roots, ann_files, check_frames)
     elif protocol.startswith('casme3'):
         report = build_casme3(protocol, data_roots, ann_files, check_frames)
     elif protocol.startswith('casme2'):
         report = build_casme2(protocol, data_roots, ann_files, check_frames)
+    elif protocol.startswith('mmew'):
+        report = build_mmew(protocol, data_roots, ann_files, check_frames)
     elif protocol == 'samm':
         report = build_samm(protocol, data_roots, ann_files, check_frames)
     else:

@@ -27,10 +27,27 @@ Protocols (DATASETS.md):
 * ``casme3_4cls`` -- ``negative`` {anger, disgust, fear, sad}, ``positive``
   {happy}, ``surprise``, ``others``.
 * ``casme3_3cls`` -- the 4-class map without ``others``.
+* ``mmew_3cls`` -- MMEW, seed 004's 3 classes: ``negative`` {disgust, fear,
+  sadness, anger}, ``positive`` {happiness}, ``surprise``; others dropped.
+* ``mmew_5cls`` -- MMEW, seed 004's 5 classes ``disgust, happiness,
+  surprise, fear, others``; sadness and anger dropped (too few clips).
+
+A protocol may also be a **sheet protocol**, a dict that brings its own
+classes (a dataset the package does not know, read by
+:mod:`raicl_mm.datasets.sources.generic`)::
+
+    protocol = dict(source='sheet', name='dfme_7cls', dataset='dfme',
+                    classes=['happiness', 'anger', ...],
+                    class_map=None,            # None: each class maps to itself
+                    columns=dict(subject='Subject', clip='Filename', ...),
+                    frames='{subject}/{clip}')
+
+:func:`get_classes` / :func:`get_class_map` read ``classes`` / ``class_map``
+from it; the rest is checked by ``generic.check_sheet_spec``.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 #: MEGC2019 class order: label id 0, 1, 2.
 MEGC_CLASSES: List[str] = ['negative', 'positive', 'surprise']
@@ -94,6 +111,28 @@ CASME3_4_MAP: Dict[str, Optional[str]] = {
 }
 CASME3_3_MAP: Dict[str, Optional[str]] = dict(CASME3_4_MAP, others=None)
 
+#: MMEW raw emotions (DATASETS.md): happiness, surprise, disgust, fear,
+#: sadness, anger, others.
+MMEW_3_MAP: Dict[str, Optional[str]] = {
+    'disgust': 'negative',
+    'fear': 'negative',
+    'sadness': 'negative',
+    'anger': 'negative',
+    'happiness': 'positive',
+    'surprise': 'surprise',
+    'others': None,
+}
+MMEW_5_CLASSES: List[str] = ['disgust', 'happiness', 'surprise', 'fear', 'others']
+MMEW_5_MAP: Dict[str, Optional[str]] = {
+    'disgust': 'disgust',
+    'happiness': 'happiness',
+    'surprise': 'surprise',
+    'fear': 'fear',
+    'others': 'others',
+    'sadness': None,
+    'anger': None,
+}
+
 #: protocol -> (ordered classes, raw emotion -> class or None).
 PROTOCOL_MAPS: Dict[str, tuple] = {
     'cde': (MEGC_CLASSES, CDE_RULE),
@@ -104,35 +143,89 @@ PROTOCOL_MAPS: Dict[str, tuple] = {
     'casme2_3cls': (MEGC_CLASSES, CDE_RULE),
     'samm': (SAMM_CLASSES, SAMM_MAP),
     'smic': (MEGC_CLASSES, SMIC_MAP),
+    'mmew_3cls': (MEGC_CLASSES, MMEW_3_MAP),
+    'mmew_5cls': (MMEW_5_CLASSES, MMEW_5_MAP),
 }
 
 #: Every protocol name accepted by ``build_records``.
 PROTOCOLS: tuple = tuple(PROTOCOL_MAPS)
 
 
-def check_protocol(protocol: str) -> str:
-    """Return ``protocol`` if it is known.
+def is_sheet_protocol(protocol) -> bool:
+    """True for a sheet protocol (a dict with ``source='sheet'``)."""
+    return isinstance(protocol, Mapping) and protocol.get('source') == 'sheet'
+
+
+def protocol_name(protocol) -> str:
+    """A protocol's name: the string itself, or a sheet protocol's ``name``."""
+    if is_sheet_protocol(protocol):
+        return str(protocol.get('name') or protocol.get('dataset') or 'sheet')
+    return str(protocol)
+
+
+def _sheet_classes(spec: Mapping) -> tuple:
+    """``(classes, class_map)`` of a sheet protocol, checked.
+
+    Raises:
+        ValueError: No or duplicate classes, a map value that is not a class.
+    """
+    name = protocol_name(spec)
+    classes = spec.get('classes')
+    if (not isinstance(classes, Sequence) or isinstance(classes, str) or not classes
+            or not all(isinstance(c, str) and c.strip() for c in classes)):
+        raise ValueError(f'protocol {name!r}: protocol.classes must be a non-empty '
+                         f'list of class names, got {classes!r}')
+    classes = [c.strip() for c in classes]
+    if len(set(classes)) != len(classes):
+        raise ValueError(f'protocol {name!r}: protocol.classes lists a class twice: '
+                         f'{classes}')
+    raw_map = spec.get('class_map')
+    if raw_map is None:
+        class_map = {c.lower(): c for c in classes}
+    elif isinstance(raw_map, Mapping):
+        class_map = {}
+        for key, value in raw_map.items():
+            if value is not None and value not in classes:
+                raise ValueError(f'protocol {name!r}: protocol.class_map[{key!r}] = '
+                                 f'{value!r} is not one of protocol.classes {classes}')
+            class_map[str(key).strip().lower()] = value
+    else:
+        raise ValueError(f'protocol {name!r}: protocol.class_map must be a dict '
+                         f'(raw emotion -> class or None) or None, got {raw_map!r}')
+    return classes, class_map
+
+
+def check_protocol(protocol):
+    """Return ``protocol`` if it is known (or a well-formed sheet protocol).
 
     Args:
-        protocol: A protocol name.
+        protocol: A protocol name, or a sheet protocol dict.
 
     Returns:
-        The same name.
+        The same value.
 
     Raises:
         ValueError: If the name is unknown; the message lists the valid ones.
     """
+    if is_sheet_protocol(protocol):
+        _sheet_classes(protocol)
+        return protocol
+    if isinstance(protocol, Mapping):
+        raise ValueError(f'protocol dict {dict(protocol)!r} needs source=\'sheet\' '
+                         '(a sheet protocol); or give a protocol name: '
+                         f'{", ".join(PROTOCOLS)}')
     if protocol not in PROTOCOL_MAPS:
         raise ValueError(f'unknown protocol {protocol!r}; valid protocols: '
-                         f'{", ".join(PROTOCOLS)}')
+                         f'{", ".join(PROTOCOLS)}, or a sheet protocol '
+                         "dict(source='sheet', ...)")
     return protocol
 
 
-def get_classes(protocol: str) -> List[str]:
+def get_classes(protocol) -> List[str]:
     """Ordered class names of a protocol; the index is the label id.
 
     Args:
-        protocol: One of :data:`PROTOCOLS`.
+        protocol: One of :data:`PROTOCOLS`, or a sheet protocol.
 
     Returns:
         A new list of class names.
@@ -140,14 +233,16 @@ def get_classes(protocol: str) -> List[str]:
     Raises:
         ValueError: For an unknown protocol.
     """
+    if is_sheet_protocol(protocol):
+        return list(_sheet_classes(protocol)[0])
     return list(PROTOCOL_MAPS[check_protocol(protocol)][0])
 
 
-def get_class_map(protocol: str) -> Dict[str, Optional[str]]:
+def get_class_map(protocol) -> Dict[str, Optional[str]]:
     """Raw emotion (lower case) -> class name, or None for a dropped emotion.
 
     Args:
-        protocol: One of :data:`PROTOCOLS`.
+        protocol: One of :data:`PROTOCOLS`, or a sheet protocol.
 
     Returns:
         A new dict.
@@ -155,4 +250,6 @@ def get_class_map(protocol: str) -> Dict[str, Optional[str]]:
     Raises:
         ValueError: For an unknown protocol.
     """
+    if is_sheet_protocol(protocol):
+        return dict(_sheet_classes(protocol)[1])
     return dict(PROTOCOL_MAPS[check_protocol(protocol)][1])

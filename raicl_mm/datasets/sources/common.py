@@ -27,8 +27,10 @@ from raicl_mm.datasets.records import FRAME_RE, ClipRecord, ParseReport
 #: well under a second; a longer span usually means a wrong offset).
 LONG_CLIP_S = 5.0
 
-#: Frame rate of each source dataset (DATASETS.md).
-FPS: Dict[str, float] = {'casme2': 200.0, 'samm': 200.0, 'smic': 100.0, 'casme3': 30.0}
+#: Frame rate of each source dataset (DATASETS.md); a sheet source may give
+#: its own (``SheetRow.fps``).
+FPS: Dict[str, float] = {'casme2': 200.0, 'samm': 200.0, 'smic': 100.0, 'casme3': 30.0,
+                         'mmew': 90.0}
 
 _MISSING_TEXT = {'', '/', '-', 'nan', 'none', 'n/a', 'na'}
 
@@ -50,6 +52,8 @@ class SheetRow:
         meta: Extra fields copied to ``ClipRecord.meta``.
         apex_annotated: False for datasets without an apex (SMIC): a None
             apex is then not flagged.
+        fps: Frame rate of this clip when the sheet gives one (a per-row
+            column or a sheet source's setting); None = :data:`FPS`.
     """
 
     dataset: str
@@ -63,6 +67,7 @@ class SheetRow:
     source: str
     meta: Dict = field(default_factory=dict)
     apex_annotated: bool = True
+    fps: Optional[float] = None
 
     @property
     def sample_id(self) -> str:
@@ -197,37 +202,105 @@ class Sheet:
         return f'{self.file}, row {self.rows[position]}'
 
 
+#: First bytes of the sheet formats: xlsx is a zip, xls an OLE2 compound file.
+_ZIP_MAGIC = b'PK\x03\x04'
+_OLE_MAGIC = b'\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1'
+_EXCEL_SUFFIXES = ('.xlsx', '.xlsm', '.xls')
+
+
+def _sheet_kind(path: Path, head: bytes) -> str:
+    """``'excel'`` or ``'csv'`` from the suffix, refusing content of the other kind.
+
+    A CSV renamed ``.xlsx`` (or an xlsx renamed ``.csv``) would otherwise
+    surface as a zip/codec traceback that names no file; the content is not
+    guessed either, so the file's name keeps telling what it is.
+
+    Raises:
+        ValueError: Unknown suffix, 0 bytes, or content of the other kind.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in _EXCEL_SUFFIXES + ('.csv',):
+        raise ValueError(f'{path}: unknown sheet type {suffix or "(no suffix)"!r}; '
+                         'expected .xlsx, .xls or .csv')
+    if not head:
+        raise ValueError(f'{path}: the sheet file is empty (0 bytes)')
+    binary = head.startswith(_ZIP_MAGIC) or head.startswith(_OLE_MAGIC)
+    if suffix == '.csv' and binary:
+        raise ValueError(f'{path}: named .csv but holds an Excel workbook; '
+                         'rename it to .xlsx')
+    if suffix in _EXCEL_SUFFIXES and not binary:
+        text = b'\x00' not in head[:512]
+        raise ValueError(f'{path}: named {suffix} but is not an Excel workbook'
+                         + ('; it looks like text (a CSV?): rename it to .csv'
+                            if text else ''))
+    return 'csv' if suffix == '.csv' else 'excel'
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f'{type(err).__name__}: {text[0] if text else ""}'.rstrip(': ')
+
+
 def read_sheet(path, sheet_names: Sequence[str] = (), first_cell: str = 'Subject',
-               what: str = 'label') -> Sheet:
+               what: str = 'label', header_row: Optional[int] = None,
+               sheet_required: bool = False) -> Sheet:
     """Read a label sheet (xlsx/xls or csv) and find its header row.
 
     Args:
         path: Sheet file.
         sheet_names: Preferred worksheet names; the first one present is
-            read, else the first worksheet.
+            read, else the first worksheet (unless ``sheet_required``).
         first_cell: First cell of the header row.
         what: Word for the error message (``'CASME II'``...).
+        header_row: 1-based row of the header; None = found by
+            ``first_cell``.
+        sheet_required: Refuse a workbook without any of ``sheet_names``.
 
     Returns:
         The :class:`Sheet`; rows whose cells are all blank are dropped.
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If the header row is not found.
+        ValueError: A file that cannot be read as its suffix says (0 bytes,
+            a damaged workbook, CSV content named .xlsx and the reverse),
+            no header row, or a header without data rows; one line naming
+            the file.
     """
     if path is None:
         raise FileNotFoundError(f'no {what} sheet given (ann_files entry is None)')
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'{what} sheet not found: {path}')
-    if path.suffix.lower() == '.csv':
-        raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=True)
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    kind = _sheet_kind(path, head)
+    try:
+        if kind == 'csv':
+            raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=True,
+                              skip_blank_lines=False, encoding='utf-8-sig')
+        else:
+            with pd.ExcelFile(path) as book:
+                names = [n for n in sheet_names if n in book.sheet_names]
+                if sheet_required and not names:
+                    raise ValueError(
+                        f'{path}: no worksheet named {" or ".join(sheet_names)} '
+                        f'(worksheets: {", ".join(map(str, book.sheet_names))})')
+                name = names[0] if names else book.sheet_names[0]
+                raw = pd.read_excel(book, sheet_name=name, header=None, dtype=str)
+    except ValueError as err:
+        if str(err).startswith(str(path)):
+            raise
+        raise ValueError(f'{path}: cannot read the {what} sheet ({_first_line(err)})') from None
+    except Exception as err:  # noqa: BLE001 - a hostile file may fail anywhere in
+        # zipfile / openpyxl / xlrd / the CSV codec; the user needs the file name.
+        raise ValueError(f'{path}: cannot read the {what} sheet ({_first_line(err)})') from None
+    if header_row is not None:
+        if not 1 <= int(header_row) <= len(raw):
+            raise ValueError(f'{path}: header_row={header_row} but the sheet has '
+                             f'{len(raw)} rows')
+        header = int(header_row) - 1
     else:
-        with pd.ExcelFile(path) as book:
-            names = [n for n in sheet_names if n in book.sheet_names]
-            name = names[0] if names else book.sheet_names[0]
-            raw = pd.read_excel(book, sheet_name=name, header=None, dtype=str)
-    header = find_header_row(raw, str(path), first_cell)
+        header = find_header_row(raw, str(path), first_cell)
     columns = []
     for i, value in enumerate(raw.iloc[header].tolist()):
         text = cell_text(value)
@@ -238,6 +311,9 @@ def read_sheet(path, sheet_names: Sequence[str] = (), first_cell: str = 'Subject
             if any(cell_text(v) for v in row.tolist())]
     rows = [header + 2 + i for i in keep]
     data = data.iloc[keep].reset_index(drop=True)
+    if data.empty:
+        raise ValueError(f'{path}: the {what} sheet has a header (row {header + 1}) '
+                         'but no data rows: 0 samples')
     return Sheet(file=str(path), frame=data, rows=rows)
 
 
@@ -435,7 +511,7 @@ def build_clip(row: SheetRow, label: str, report: ParseReport, *, check_frames: 
                      f'({row.source}); apex set to None, apex-based strategies '
                      'fall back to (onset+offset)//2')
         apex = None
-    fps = FPS[row.dataset]
+    fps = float(row.fps) if row.fps else FPS[row.dataset]
     span_s = (offset - onset + 1) / fps
     if span_s > LONG_CLIP_S:
         flags.append(f'clip spans {offset - onset + 1} frames ({span_s:.1f} s, over '
@@ -575,7 +651,7 @@ def apply_exclusions(report: ParseReport, path) -> ParseReport:
 
 def build_from_rows(rows, protocol: str, data_roots: Dict, dataset: str,
                     find_folder, check_frames: bool = True,
-                    on_record=None) -> ParseReport:
+                    on_record=None, cache: Optional[DirCache] = None) -> ParseReport:
     """The loop every sheet-based parser shares: map, locate, build.
 
     Args:
@@ -586,19 +662,22 @@ def build_from_rows(rows, protocol: str, data_roots: Dict, dataset: str,
         find_folder: ``(root, row, cache) -> (folder or None, expected)``.
         check_frames: Read the frame folders.
         on_record: Optional ``(row, record, report)`` hook for extra flags.
+        cache: Folder-listing cache (a subclass may list frames its own way);
+            a fresh :class:`DirCache` if None.
 
     Returns:
         The report; emotions the protocol drops are in ``skipped``.
     """
-    from raicl_mm.datasets.sources.class_maps import get_class_map
+    from raicl_mm.datasets.sources.class_maps import get_class_map, protocol_name
     class_map = get_class_map(protocol)
+    name = protocol_name(protocol)
     root = require_root(data_roots, dataset) if check_frames else None
-    cache = DirCache()
+    cache = cache if cache is not None else DirCache()
     report = ParseReport()
     for row in rows:
-        label = map_emotion(row.emotion, class_map, protocol, row.source)
+        label = map_emotion(row.emotion, class_map, name, row.source)
         if label is None:
-            skip_dropped(row, protocol, report)
+            skip_dropped(row, name, report)
             continue
         folder, expected = (find_folder(root, row, cache) if check_frames
                             else (None, ''))
@@ -614,6 +693,10 @@ def row_from_cells(dataset: str, subject: str, clip_id: str, cells: Dict,
                    onset: Optional[int] = None) -> SheetRow:
     """A :class:`SheetRow` from one sheet row's cells (onset, apex, offset,
     emotion columns named in ``cols``); the apex may be missing or ``'/'``."""
+    for key in ('subject', 'filename', 'clip'):
+        if key in cols and not cell_text(cells[cols[key]]):
+            raise ValueError(f'{source}: column {cols[key]!r} is empty, expected '
+                             f'a {"subject id" if key == "subject" else "clip name"}')
     if onset is None:
         onset = parse_frame(cells[cols['onset']], source, cols['onset'])
     return SheetRow(
