@@ -83,6 +83,22 @@ SYNTHETIC_CLASSES: Dict[str, Dict[str, str]] = {
                   'wings move up (AU4+9)'},
 }
 
+#: Class designs of :class:`SyntheticConfig`.
+DESIGNS = ('distinct', 'shared_primary')
+#: ``shared_primary``: the region every class moves, at full amplitude. The
+#: most salient motion is the same for all classes, so attending to it alone
+#: cannot tell them apart (the premise of MRD, paper Sec. 3.3).
+PRIMARY_REGION = 'brow_lowerer'
+#: ``shared_primary``: the weaker region that tells the classes apart.
+SECONDARY_REGIONS: Dict[str, str] = {
+    'disgust': 'nose_wrinkler',        # AU9: negative
+    'happiness': 'lip_corner_puller',  # AU12: positive
+    'surprise': 'frontalis',           # AU1+2, upper forehead: surprise
+}
+#: Class-independent motions that some clips of every class carry.
+DISTRACTOR_REGIONS = ('dimpler', 'chin_raiser')  # AU14, AU17
+REGIONS = (PRIMARY_REGION, *SECONDARY_REGIONS.values(), *DISTRACTOR_REGIONS)
+
 
 # --------------------------------------------------------------------------
 # Configuration
@@ -121,6 +137,38 @@ class SyntheticConfig:
             the same resampling as every other frame.
         classes: Emotions to generate, a subset of :data:`SYNTHETIC_CLASSES`.
         seed: Seed of everything.
+        design: ``'distinct'`` (the demo: each class moves its own region)
+            or ``'shared_primary'`` (the benchmark: every class moves one
+            shared primary region, :data:`PRIMARY_REGION`, and a weaker
+            class-specific secondary region, :data:`SECONDARY_REGIONS`).
+        class_weights: Fraction of clips of each class (same order as
+            ``classes``); the set holds exactly the rounded counts
+            (largest remainder), shuffled over all subjects. None = the
+            demo's round robin within each subject.
+        clips_range: ``(low, high)`` clips of one subject, drawn uniformly per
+            subject (real sets are unbalanced across subjects); None = every
+            subject has ``clips_per_subject``.
+        amplitude_dist: ``'uniform'`` or ``'log_uniform'`` draw of the peak
+            amplitude within ``amplitude``.
+        subject_amplitude_std: Std of a per-subject log-normal factor on the
+            amplitude (some people move more); 0 = none.
+        secondary_ratio: ``(low, high)`` peak of the secondary region as a
+            fraction of the primary's (``shared_primary`` only).
+        secondary_lag: ``(low, high)`` shift of the secondary region's apex
+            from the primary's, as a fraction of the clip length.
+        apex_error_std: Std of the apex annotation error, as a fraction of
+            the clip length: the sheet's ApexFrame is the true apex of the
+            primary region plus this Gaussian error (the manifest keeps the
+            truth as ``true_apex``); 0 = the sheet holds the true apex.
+        distractor_prob: Probability that a clip also moves a class-independent
+            distractor region (:data:`DISTRACTOR_REGIONS`) with its own timing.
+        distractor_ratio: ``(low, high)`` peak of the distractor as a fraction
+            of the primary's.
+        illumination_std: Std of the per-frame global gain change (a random
+            walk, fraction of the grey level) plus a moving shading gradient.
+        head_rotation_deg: Largest in-plane head rotation within a clip.
+        jpeg_quality_range: ``(low, high)`` JPEG quality drawn per clip; None
+            = ``jpeg_quality`` for every clip.
     """
 
     num_subjects: int = 8
@@ -142,6 +190,19 @@ class SyntheticConfig:
     supersample: int = 2
     classes: Tuple[str, ...] = ('surprise', 'happiness', 'disgust')
     seed: int = 0
+    design: str = 'distinct'
+    class_weights: Optional[Tuple[float, ...]] = None
+    clips_range: Optional[Tuple[int, int]] = None
+    amplitude_dist: str = 'uniform'
+    subject_amplitude_std: float = 0.0
+    secondary_ratio: Tuple[float, float] = (0.3, 0.6)
+    secondary_lag: Tuple[float, float] = (0.0, 0.0)
+    apex_error_std: float = 0.0
+    distractor_prob: float = 0.0
+    distractor_ratio: Tuple[float, float] = (0.3, 0.6)
+    illumination_std: float = 0.0
+    head_rotation_deg: float = 0.0
+    jpeg_quality_range: Optional[Tuple[int, int]] = None
 
     def validate(self) -> 'SyntheticConfig':
         """Check every option; raise ``ValueError`` naming the bad one."""
@@ -203,6 +264,41 @@ class SyntheticConfig:
                 f'{sorted(SYNTHETIC_CLASSES)}')
         if len(set(self.classes)) != len(self.classes):
             bad('classes', 'contains duplicates')
+        if self.design not in DESIGNS:
+            bad('design', f'choose from {DESIGNS}')
+        if self.class_weights is not None:
+            w = self.class_weights
+            if (not isinstance(w, (tuple, list)) or len(w) != len(self.classes)
+                    or any(not isinstance(v, (int, float)) or v <= 0 for v in w)):
+                bad('class_weights', f'needs {len(self.classes)} positive '
+                    'numbers, one per class')
+        if self.clips_range is not None:
+            lo, hi = pair('clips_range')
+            if lo < 1 or hi > 99:
+                bad('clips_range', 'must lie within [1, 99]')
+        if self.amplitude_dist not in ('uniform', 'log_uniform'):
+            bad('amplitude_dist', "choose 'uniform' or 'log_uniform'")
+        for name in ('secondary_ratio', 'distractor_ratio'):
+            lo, _ = pair(name)
+            if lo < 0:
+                bad(name, 'must be >= 0')
+        lo, hi = pair('secondary_lag')
+        if lo < -1 or hi > 1:
+            bad('secondary_lag', 'must lie within [-1, 1]')
+        for name in ('subject_amplitude_std', 'apex_error_std',
+                     'illumination_std', 'head_rotation_deg'):
+            if getattr(self, name) < 0:
+                bad(name, 'must be >= 0')
+        if not 0.0 <= self.distractor_prob <= 1.0:
+            bad('distractor_prob', 'must lie within [0, 1]')
+        if self.jpeg_quality_range is not None:
+            lo, hi = pair('jpeg_quality_range')
+            if lo < 1 or hi > 100:
+                bad('jpeg_quality_range', 'must lie within [1, 100]')
+        if self.design == 'shared_primary':
+            missing = [c for c in self.classes if c not in SECONDARY_REGIONS]
+            if missing:
+                bad('classes', f'{missing} have no secondary region')
         return self
 
     def to_json(self) -> Dict[str, Any]:
@@ -544,19 +640,47 @@ def _au_bumps(face: SubjectFace, emotion: str
                           f.nose_w * 0.22, f.b * 0.06, 0.0, -0.8))
         bumps.append((f.cx, (f.eye_y + f.nose_tip_y) / 2 - f.b * 0.02,
                       f.nose_w * 0.3, f.b * 0.07, 0.0, -0.8))
+    elif emotion == 'brow_lowerer':  # AU4: brows down and inward
+        for ex, _ in f.eye_centers():
+            side = 1.0 if ex > f.cx else -1.0
+            bumps.append((ex - side * f.brow_half * 0.35, f.brow_y,
+                          f.brow_half * 0.5, f.b * 0.07, -side * 0.5, 0.87))
+    elif emotion == 'nose_wrinkler':  # AU9: nose sides and bridge up
+        for side in (-1.0, 1.0):
+            bumps.append((f.cx + side * f.nose_w * 0.42, f.nose_tip_y - f.b * 0.02,
+                          f.nose_w * 0.22, f.b * 0.06, 0.0, -0.8))
+        bumps.append((f.cx, (f.eye_y + f.nose_tip_y) / 2 + f.b * 0.02,
+                      f.nose_w * 0.3, f.b * 0.06, 0.0, -0.8))
+    elif emotion == 'lip_corner_puller':  # AU12
+        for side in (-1.0, 1.0):
+            bumps.append((f.cx + side * f.mouth_hw, f.mouth_y, f.mouth_hw * 0.35,
+                          f.b * 0.07, side * 0.85, -0.55))
+    elif emotion == 'frontalis':  # AU1+2: upper forehead up
+        for side in (-1.0, 1.0):
+            bumps.append((f.cx + side * f.a * 0.3, f.brow_y - f.b * 0.2,
+                          f.a * 0.2, f.b * 0.07, 0.0, -1.0))
+    elif emotion == 'dimpler':  # AU14: beside the lip corners, inward
+        for side in (-1.0, 1.0):
+            bumps.append((f.cx + side * f.mouth_hw * 1.3, f.mouth_y + f.b * 0.02,
+                          f.mouth_hw * 0.22, f.b * 0.06, -side * 0.8, 0.2))
+    elif emotion == 'chin_raiser':  # AU17: chin up
+        bumps.append((f.cx, f.mouth_y + f.b * 0.22, f.a * 0.25, f.b * 0.07,
+                      0.0, -0.8))
     else:
-        raise ValueError(f'emotion {emotion!r} is not a synthetic class; '
-                         f'choose from {sorted(SYNTHETIC_CLASSES)}')
+        raise ValueError(f'emotion {emotion!r} is not a synthetic class or '
+                         f'region; choose from {sorted(SYNTHETIC_CLASSES)} or '
+                         f'{sorted(REGIONS)}')
     return bumps
 
 
 def au_field(face: SubjectFace, emotion: str, res: int,
              norm_res: Optional[int] = None) -> np.ndarray:
-    """The unit-peak displacement field of one class on a ``res`` grid.
+    """The unit-peak displacement field of one class or region on a grid.
 
     Args:
         face: The subject whose landmarks place the motion.
-        emotion: One of :data:`SYNTHETIC_CLASSES`.
+        emotion: One of :data:`SYNTHETIC_CLASSES` (the ``distinct`` design)
+            or of :data:`REGIONS` (``shared_primary``).
         res: Grid size in pixels.
         norm_res: Grid on which the peak magnitude is made exactly 1
             (default ``res``). Use the drawing grid so that fields sampled at
@@ -583,7 +707,10 @@ def au_field(face: SubjectFace, emotion: str, res: int,
 
 def motion_mask(face: SubjectFace, emotion: str, size: int,
                 threshold: float = 0.2, supersample: int = 2) -> np.ndarray:
-    """Ground-truth motion region: uint8 0/255 where ``|field| >= threshold``."""
+    """Ground-truth motion region: uint8 0/255 where ``|field| >= threshold``.
+
+    ``emotion`` is a class (``distinct`` design) or a region name.
+    """
     fld = au_field(face, emotion, size, norm_res=size * supersample)
     mag = np.sqrt((fld ** 2).sum(-1))
     return np.where(mag >= threshold, 255, 0).astype(np.uint8)
@@ -631,18 +758,26 @@ def plan(cfg: SyntheticConfig) -> Tuple[List[SubjectFace], List[Dict[str, Any]]]
     cfg.validate()
     faces = [make_subject(np.random.default_rng([cfg.seed, 0, s]))
              for s in range(cfg.num_subjects)]
+    counts = _clips_per_subject(cfg)
+    starts = np.concatenate([[0], np.cumsum(counts)])
     set_rng = np.random.default_rng([cfg.seed, 2])
-    lengths = _spread_lengths(cfg.num_subjects * cfg.clips_per_subject,
-                              cfg.min_len, cfg.max_len, set_rng)
+    lengths = _spread_lengths(int(starts[-1]), cfg.min_len, cfg.max_len, set_rng)
+    labels = _set_labels(cfg, int(starts[-1]))
     clips = []
     for s in range(cfg.num_subjects):
-        sub_rng = np.random.default_rng([cfg.seed, 3, s])
-        order = [cfg.classes[i % len(cfg.classes)]
-                 for i in range(cfg.clips_per_subject)]
-        order = [order[i] for i in sub_rng.permutation(len(order))]
+        if labels is None:
+            sub_rng = np.random.default_rng([cfg.seed, 3, s])
+            order = [cfg.classes[i % len(cfg.classes)]
+                     for i in range(cfg.clips_per_subject)]
+            order = [order[i] for i in sub_rng.permutation(len(order))]
+        else:
+            order = labels[starts[s]:starts[s + 1]]
+        # Some people move more than others (a per-subject amplitude factor).
+        sub_gain = float(np.exp(np.random.default_rng([cfg.seed, 5, s]).normal(
+            0.0, cfg.subject_amplitude_std))) if cfg.subject_amplitude_std else 1.0
         for c, emotion in enumerate(order):
             rng = np.random.default_rng([cfg.seed, 1, s, c])
-            length = int(lengths[s * cfg.clips_per_subject + c])
+            length = int(lengths[starts[s] + c])
             onset = int(rng.integers(cfg.onset_range[0], cfg.onset_range[1] + 1))
             apex_idx = int(round(rng.uniform(*cfg.apex_range) * (length - 1)))
             suffix = 'f' if rng.uniform() < 0.5 else ''
@@ -659,6 +794,10 @@ def plan(cfg: SyntheticConfig) -> Tuple[List[SubjectFace], List[Dict[str, Any]]]
                 'num_frames': length,
                 'amplitude_px': float(rng.uniform(*cfg.amplitude)),
             }
+            # Benchmark features draw from their own stream, so the demo's
+            # clips stay byte-identical.
+            brng = np.random.default_rng([cfg.seed, 4, s, c])
+            _plan_benchmark(cfg, clip, apex_idx, sub_gain, brng)
             blink = None
             if rng.uniform() < cfg.blink_prob:
                 dur = int(rng.integers(cfg.blink_frames[0], cfg.blink_frames[1] + 1))
@@ -683,11 +822,133 @@ def plan(cfg: SyntheticConfig) -> Tuple[List[SubjectFace], List[Dict[str, Any]]]
                 'noise_std': float(cfg.noise_std),
             }
             clip['_drift'] = drift.round(6).tolist()
+            _plan_nuisances(cfg, clip, brng)
             clip['noise_seed'] = int(rng.integers(0, 2**31 - 1))
             clip['frames_dir'] = f'{FRAMES_DIR}/sub{clip["subject"]}/{clip["filename"]}'
             clip['mask'] = f'{MASKS_DIR}/sub{clip["subject"]}/{clip["filename"]}.png'
+            if cfg.design == 'shared_primary':
+                stem = f'{MASKS_DIR}/sub{clip["subject"]}/{clip["filename"]}'
+                clip['mask_primary'] = f'{stem}_primary.png'
+                clip['mask_secondary'] = f'{stem}_secondary.png'
             clips.append(clip)
     return faces, clips
+
+
+def _clips_per_subject(cfg: SyntheticConfig) -> np.ndarray:
+    """Clip count of every subject (``clips_range`` drawn per subject)."""
+    if cfg.clips_range is None:
+        return np.full(cfg.num_subjects, cfg.clips_per_subject, int)
+    rng = np.random.default_rng([cfg.seed, 7])
+    lo, hi = cfg.clips_range
+    return rng.integers(lo, hi + 1, cfg.num_subjects)
+
+
+def _set_labels(cfg: SyntheticConfig, total: int) -> Optional[List[str]]:
+    """Every clip's class when ``class_weights`` is set, else None.
+
+    The counts are the weights' largest-remainder rounding of ``total``, so
+    the set's balance is exact and not left to chance; the order is shuffled
+    over the whole set (subjects hold different mixes, as in real sets).
+    """
+    if cfg.class_weights is None:
+        return None
+    w = np.asarray(cfg.class_weights, float)
+    share = w / w.sum() * total
+    counts = np.floor(share).astype(int)
+    for i in np.argsort(-(share - counts))[:total - counts.sum()]:
+        counts[i] += 1
+    labels = np.repeat(np.arange(len(w)), counts)
+    labels = np.random.default_rng([cfg.seed, 6]).permutation(labels)
+    return [cfg.classes[i] for i in labels]
+
+
+def _draw_amplitude(cfg: SyntheticConfig, rng: np.random.Generator) -> float:
+    lo, hi = cfg.amplitude
+    if cfg.amplitude_dist == 'log_uniform':
+        return float(lo * (hi / lo) ** rng.uniform())
+    return float(rng.uniform(lo, hi))
+
+
+def _shifted_apex(length: int, apex_idx: int, shift: float) -> int:
+    """``apex_idx`` moved by ``shift`` clip lengths, kept in ``[1, T-1]``."""
+    return int(min(max(round(apex_idx + shift * (length - 1)), 1),
+                   max(length - 1, 1)))
+
+
+def _plan_benchmark(cfg: SyntheticConfig, clip: Dict[str, Any], apex_idx: int,
+                    sub_gain: float, rng: np.random.Generator) -> None:
+    """Add the truth of the benchmark's features to a planned clip.
+
+    Sets ``true_apex`` (the primary region's apex, which drives the frames)
+    and, from ``apex_error_std``, the annotated ``apex`` written in the sheet;
+    the per-frame ``intensity`` of every moving region; for
+    ``shared_primary`` the secondary region, its peak and apex; and an
+    optional class-independent distractor.
+    """
+    length = clip['num_frames']
+    onset = clip['onset']
+    clip['true_apex'] = onset + apex_idx
+    if cfg.design == 'shared_primary' or cfg.amplitude_dist != 'uniform' \
+            or sub_gain != 1.0:
+        amp = _draw_amplitude(cfg, rng) * sub_gain
+        clip['amplitude_px'] = float(np.clip(amp, *cfg.amplitude))
+    if cfg.apex_error_std > 0 and length > 2:
+        # The coder's apex: truth plus a Gaussian error, kept inside the clip.
+        err = rng.normal(0.0, cfg.apex_error_std * length)
+        clip['apex'] = onset + _shifted_apex(length, apex_idx, err / max(length - 1, 1))
+    intensity = {'primary': temporal_profile(length, apex_idx)}
+    clip['regions'] = {'primary': (PRIMARY_REGION if cfg.design == 'shared_primary'
+                                   else clip['emotion'])}
+    if cfg.design == 'shared_primary':
+        ratio = float(rng.uniform(*cfg.secondary_ratio))
+        sec_apex = _shifted_apex(length, apex_idx,
+                                 float(rng.uniform(*cfg.secondary_lag)))
+        intensity['secondary'] = temporal_profile(length, sec_apex)
+        clip['regions']['secondary'] = SECONDARY_REGIONS[clip['emotion']]
+        clip['secondary_px'] = clip['amplitude_px'] * ratio
+        clip['secondary_apex'] = onset + sec_apex
+    if cfg.distractor_prob > 0 and rng.uniform() < cfg.distractor_prob:
+        region = DISTRACTOR_REGIONS[int(rng.integers(len(DISTRACTOR_REGIONS)))]
+        d_apex = int(rng.integers(1, max(length - 1, 1) + 1))
+        intensity['distractor'] = temporal_profile(length, min(d_apex, length - 1))
+        clip['regions']['distractor'] = region
+        clip['distractor_px'] = clip['amplitude_px'] * float(
+            rng.uniform(*cfg.distractor_ratio))
+    clip['intensity'] = {k: v.tolist() for k, v in intensity.items()}
+
+
+def _random_walk(rng: np.random.Generator, length: int, dims: int) -> np.ndarray:
+    """A random walk from 0, drawn toward a random end point, peak |.| 1."""
+    walk = np.cumsum(rng.normal(0, 1, (length, dims)), axis=0)
+    walk += np.linspace(0, 1, length)[:, None] * rng.normal(0, 3, dims)
+    walk -= walk[0]
+    peak = np.abs(walk).max()
+    return walk / peak if peak > 0 else walk
+
+
+def _plan_nuisances(cfg: SyntheticConfig, clip: Dict[str, Any],
+                    rng: np.random.Generator) -> None:
+    """Per-frame nuisances independent of the class: rotation, light, JPEG."""
+    length = clip['num_frames']
+    dist = clip['distractors']
+    if cfg.head_rotation_deg > 0 and length > 1:
+        angle = _random_walk(rng, length, 1)[:, 0] * rng.uniform(
+            0, cfg.head_rotation_deg)
+        clip['_rotation'] = angle.round(6).tolist()
+        dist['head_rotation_deg'] = float(np.abs(angle).max())
+    if cfg.illumination_std > 0 and length > 1:
+        # Global gain (flicker, auto exposure) and a moving shading gradient.
+        gain = _random_walk(rng, length, 1)[:, 0] * rng.uniform(
+            0.5, 2.0) * cfg.illumination_std
+        grad = _random_walk(rng, length, 1)[:, 0] * rng.uniform(
+            0.5, 2.0) * cfg.illumination_std
+        clip['_gain'] = gain.round(6).tolist()
+        clip['_gradient'] = grad.round(6).tolist()
+        clip['_gradient_angle'] = float(rng.uniform(0, 2 * np.pi))
+        dist['illumination_gain'] = float(np.abs(gain).max())
+    if cfg.jpeg_quality_range is not None:
+        clip['jpeg_quality'] = int(rng.integers(cfg.jpeg_quality_range[0],
+                                                cfg.jpeg_quality_range[1] + 1))
 
 
 def _blink_closure(clip: Dict[str, Any], frame: int) -> float:
@@ -698,6 +959,27 @@ def _blink_closure(clip: Dict[str, Any], frame: int) -> float:
     return blink['closure'] * float(np.sin(np.pi * (frame - blink['start'] + 1) / dur) ** 2)
 
 
+def clip_field(face: SubjectFace, clip: Dict[str, Any], res: int,
+               frame_index: int, norm_res: Optional[int] = None) -> np.ndarray:
+    """The expression's displacement at one frame of a clip, ``(res, res, 2)``.
+
+    Sum over the clip's moving regions of peak x intensity x unit field, in
+    pixels of a ``norm_res`` grid (default ``res``); rigid head motion is not
+    part of it.
+    """
+    norm_res = norm_res or res
+    scale = norm_res / float(res)
+    out = np.zeros((res, res, 2), np.float32)
+    peaks = {'primary': clip['amplitude_px'], 'secondary': clip.get('secondary_px'),
+             'distractor': clip.get('distractor_px')}
+    for name, region in clip['regions'].items():
+        k = clip['intensity'][name][frame_index]
+        if k:
+            out += au_field(face, region, res, norm_res=norm_res) * np.float32(
+                k * peaks[name] / scale)
+    return out
+
+
 def render_clip(face: SubjectFace, clip: Dict[str, Any], cfg: SyntheticConfig
                 ) -> List[np.ndarray]:
     """Render one planned clip's frames, onset first, as uint8 images."""
@@ -705,14 +987,23 @@ def render_clip(face: SubjectFace, clip: Dict[str, Any], cfg: SyntheticConfig
     res = size * ss
     open_img, closed_img, eye_region = render_face(
         face, size, ss, float(cfg.texture_contrast))
-    fld = au_field(face, clip['emotion'], res) * (clip['amplitude_px'] * ss)
+    peaks = {'primary': clip['amplitude_px'], 'secondary': clip.get('secondary_px'),
+             'distractor': clip.get('distractor_px')}
+    fields_ = {name: au_field(face, region, res) * np.float32(peaks[name] * ss)
+               for name, region in clip['regions'].items()}
     grid = np.arange(res, dtype=np.float32)
     gx, gy = np.meshgrid(grid, grid)
     # Eyelid sweep: covers the eye region from its top down to closure.
     top = (face.eye_y - face.eye_ry * 1.6) * res
     span = face.eye_ry * 3.2 * res
-    profile = temporal_profile(clip['num_frames'], clip['apex'] - clip['onset'])
     drift = np.asarray(clip['_drift'], np.float32) * ss
+    rotation = np.deg2rad(np.asarray(clip.get('_rotation', [0.0] * clip['num_frames'])))
+    rx, ry = gx - face.cx * res, gy - face.cy * res
+    if '_gain' in clip:
+        xs = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
+        px, py = np.meshgrid(xs, xs)
+        ang = clip['_gradient_angle']
+        ramp = (2.0 * (np.cos(ang) * px + np.sin(ang) * py))[..., None]
     noise_rng = np.random.default_rng(clip['noise_seed'])
     frames = []
     for i in range(clip['num_frames']):
@@ -722,13 +1013,25 @@ def render_clip(face: SubjectFace, clip: Dict[str, Any], cfg: SyntheticConfig
             base = _over(open_img, closed_img, eye_region * lid)
         else:
             base = open_img
-        k = np.float32(profile[i])
-        map_x = gx - (k * fld[..., 0] + drift[i, 0])
-        map_y = gy - (k * fld[..., 1] + drift[i, 1])
-        warped = cv2.remap(base, map_x, map_y, cv2.INTER_LINEAR,
+        dx = np.full_like(gx, drift[i, 0])
+        dy = np.full_like(gy, drift[i, 1])
+        for name, fld in fields_.items():
+            k = np.float32(clip['intensity'][name][i])
+            if k:
+                dx += k * fld[..., 0]
+                dy += k * fld[..., 1]
+        if rotation[i]:
+            # Small in-plane head rotation about the face centre.
+            c, s_ = np.float32(np.cos(rotation[i])), np.float32(np.sin(rotation[i]))
+            dx += c * rx - s_ * ry - rx
+            dy += s_ * rx + c * ry - ry
+        warped = cv2.remap(base, gx - dx, gy - dy, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REFLECT101)
         if ss > 1:
             warped = cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
+        if '_gain' in clip:
+            warped = warped * (1.0 + clip['_gain'][i]
+                               + clip['_gradient'][i] * ramp).astype(np.float32)
         if cfg.noise_std > 0:
             warped = warped + noise_rng.normal(
                 0, cfg.noise_std, warped.shape).astype(np.float32)
@@ -752,19 +1055,28 @@ def _clip_task(args: Tuple[str, SubjectFace, Dict[str, Any], Dict[str, Any]]
     cv2.setNumThreads(1)
     cfg = SyntheticConfig.from_json(cfg_json)
     root = Path(out_dir)
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(cfg.jpeg_quality)]
+    params = [cv2.IMWRITE_JPEG_QUALITY,
+              int(clip.get('jpeg_quality', cfg.jpeg_quality))]
     for i, frame in enumerate(render_clip(face, clip, cfg)):
         ok, buf = cv2.imencode('.jpg', frame, params)
         if not ok:
             raise RuntimeError(f'JPEG encoding failed for {clip["frames_dir"]}')
         _write_bytes(root / clip['frames_dir'] / f'reg_img{clip["onset"] + i}.jpg',
                      buf.tobytes())
-    mask = motion_mask(face, clip['emotion'], cfg.size, cfg.mask_threshold,
-                       cfg.supersample)
-    ok, buf = cv2.imencode('.png', mask)
-    if not ok:
-        raise RuntimeError(f'PNG encoding failed for {clip["mask"]}')
-    _write_bytes(root / clip['mask'], buf.tobytes())
+    masks = {'mask': motion_mask(face, clip['emotion'], cfg.size,
+                                 cfg.mask_threshold, cfg.supersample)
+             if cfg.design == 'distinct' else None}
+    if cfg.design == 'shared_primary':
+        for part in ('primary', 'secondary'):
+            masks[f'mask_{part}'] = motion_mask(
+                face, clip['regions'][part], cfg.size, cfg.mask_threshold,
+                cfg.supersample)
+        masks['mask'] = np.maximum(masks['mask_primary'], masks['mask_secondary'])
+    for key, mask in masks.items():
+        ok, buf = cv2.imencode('.png', mask)
+        if not ok:
+            raise RuntimeError(f'PNG encoding failed for {clip[key]}')
+        _write_bytes(root / clip[key], buf.tobytes())
     return clip['frames_dir']
 
 
@@ -837,7 +1149,8 @@ def _is_complete(out: Path, manifest: Dict[str, Any]) -> bool:
     if not (out / manifest.get('sheet', SHEET_NAME)).is_file():
         return False
     for clip in manifest.get('clips', []):
-        if not (out / clip['mask']).is_file():
+        if not all((out / clip[k]).is_file() for k in
+                   ('mask', 'mask_primary', 'mask_secondary') if k in clip):
             return False
         folder = out / clip['frames_dir']
         for n in range(clip['onset'], clip['offset'] + 1):
@@ -937,6 +1250,10 @@ def generate(out_dir: str, cfg: Optional[SyntheticConfig] = None,
         'frames_root': FRAMES_DIR,
         'frame_pattern': 'reg_img{frame}.jpg',
         'classes': SYNTHETIC_CLASSES,
+        'design': {'name': cfg.design, 'primary_region': PRIMARY_REGION,
+                   'secondary_regions': SECONDARY_REGIONS,
+                   'distractor_regions': list(DISTRACTOR_REGIONS)}
+        if cfg.design == 'shared_primary' else {'name': cfg.design},
         'subjects': {f'{s + 1:02d}': f.to_pixels(cfg.size)
                      for s, f in enumerate(faces)},
         'clips': [{k: v for k, v in c.items()
