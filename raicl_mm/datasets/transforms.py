@@ -55,28 +55,41 @@ class FlowNormalize(BaseTransform):
             zero mean, unit std); ``'max_abs'`` (u, v divided by the largest
             flow magnitude of the instance, strain by its maximum: keeps the
             direction pattern, drops the intensity).
+        floor: Smallest scale a channel is divided by (pixels for u, v; the
+            strain's own unit): an instance with no motion above ``floor`` is
+            scaled as if it had ``floor`` and so stays near zero, instead of
+            blowing sensor-level residue (e.g. one pixel of 1e-4 px) up to
+            the size of a real expression. 0 restores the unguarded scaling.
+        eps: Added to the scale (guards a division by zero when ``floor=0``).
     """
 
     MODES = ('none', 'standardize', 'max_abs')
 
-    def __init__(self, mode: str = 'none', eps: float = 1e-6):
+    def __init__(self, mode: str = 'none', floor: float = 1e-2,
+                 eps: float = 1e-6):
         if mode not in self.MODES:
             raise ValueError(f'FlowNormalize: mode {mode!r} not in {self.MODES}')
+        if not floor >= 0:
+            raise ValueError(f'FlowNormalize: floor must be >= 0, got {floor!r}')
         self.mode = mode
+        self.floor = float(floor)
         self.eps = eps
+
+    def _scale(self, value: np.ndarray) -> np.ndarray:
+        return np.maximum(value, self.floor) + self.eps
 
     def transform(self, results: dict) -> dict:
         x = results['imgs']
         if self.mode == 'standardize':
             mean = x.mean(axis=(1, 2), keepdims=True)
             std = x.std(axis=(1, 2), keepdims=True)
-            x = (x - mean) / (std + self.eps)
+            x = (x - mean) / self._scale(std)
         elif self.mode == 'max_abs':
             mag = np.sqrt(x[..., 0] ** 2 + x[..., 1] ** 2)
             m = mag.reshape(len(x), -1).max(1)[:, None, None, None]
             s = x[..., 2:].reshape(len(x), -1).max(1)[:, None, None, None]
-            x = np.concatenate([x[..., :2] / (m + self.eps),
-                                x[..., 2:] / (s + self.eps)], axis=-1)
+            x = np.concatenate([x[..., :2] / self._scale(m),
+                                x[..., 2:] / self._scale(s)], axis=-1)
         results['imgs'] = x.astype(np.float32)
         return results
 

@@ -18,28 +18,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
+from mmengine.dist import all_reduce
+from mmpretrain.models.utils import build_2d_sincos_position_embedding
 
 
 def sine_position_encoding(h: int, w: int, dim: int,
                            device=None, dtype=None) -> torch.Tensor:
-    """2D sine-cosine position encoding (DETR / MaskFormer), (h*w, dim).
+    """2D sine-cosine position encoding of an (h, w) map, (h*w, dim).
 
-    Written here because neither mmcv-lite nor mmaction2 exports one that works
-    without mmdet; it is computed for the feature map's size at run time, so
-    any input size works.
+    mmpretrain's ``build_2d_sincos_position_embedding`` (MAE / MoCo v3), asked
+    for ``(w, h)``: its rows then follow the row-major ``flatten`` of an
+    (h, w) feature map (its meshgrid is ``'ij'`` over (w, h)), the first half
+    of the channels encoding the row and the second the column. Computed for
+    the feature map's size at run time, so any input size works.
     """
     if dim % 4:
         raise ValueError(f'embed_dim must be divisible by 4, got {dim}')
-    y, x = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
-                          torch.arange(w, device=device, dtype=torch.float32),
-                          indexing='ij')
-    quarter = dim // 4
-    omega = 1.0 / (10000 ** (torch.arange(quarter, device=device,
-                                          dtype=torch.float32) / quarter))
-    out_x = x.flatten()[:, None] * omega[None]
-    out_y = y.flatten()[:, None] * omega[None]
-    pe = torch.cat([out_x.sin(), out_x.cos(), out_y.sin(), out_y.cos()], 1)
-    return pe.to(dtype) if dtype is not None else pe
+    pe = build_2d_sincos_position_embedding((w, h), dim)[0]
+    return pe.to(device=device, dtype=dtype or pe.dtype)
 
 
 def _projector(in_channels: int, hid_channels: int, out_channels: int) -> nn.Module:
@@ -99,7 +95,8 @@ class MultiRegionEncoder(nn.Module):
         Returns:
             dict: ``logits`` S_e / temperature (B, N, H, W); ``probs`` P_e
             (Eq. 8); ``mask_embed`` Q_e (B, N, D); ``region`` h_e^m (B, N, C,
-            Eq. 11); ``z`` z_e^m (B, N, D, Eq. 12).
+            Eq. 11); ``z`` z_e^m (B, N, D, Eq. 12); ``sim`` the cosines S_e
+            of Eq. 7 (B, N, H, W), from which the head forms the target.
         """
         b, c, h, w = feats.shape
         memory = self.input_proj(feats).flatten(2).transpose(1, 2)
@@ -120,7 +117,7 @@ class MultiRegionEncoder(nn.Module):
             weights.sum(-1, keepdim=True) + 1e-6)
         z = self.project(region)                                # Eq. 12
         return dict(logits=logits, probs=probs, mask_embed=q, region=region,
-                    z=z)
+                    z=z, sim=sim.reshape(b, self.num_queries, h, w))
 
 
 @MODELS.register_module()
@@ -134,25 +131,71 @@ class RegionDiscoveryHead(nn.Module):
         pred_hidden: Hidden width of the predictor G_theta.
         num_decoder_layers: Decoder depth.
         num_heads: Decoder heads.
-        temperature: Softmax temperature of Eq. 8 (1.0 = as printed).
+        temperature: Softmax temperature of Eq. 8 for the online P_theta
+            (1.0 = as printed; the student temperature of DINO / SwAV).
         loss_weight: lambda_3 of Eq. 15 (multiplies L_align + L_c).
         consistency_loss: Loss between G(z_theta^m) and z_xi^m. Eq. 13-14
             write a *similarity*; a loss must minimise its negative. Default is
             BYOL's ``2 - 2 cos`` (``CosineSimilarityLoss`` with shift 2 and
             scale 2); ``shift_factor=0, scale_factor=1`` gives ``-cos``.
+        align_target: How the target assignment of Eq. 9 is formed from the
+            target's cosines S_xi:
+
+            * ``'literal'`` -- Eq. 8 as printed, P_xi = softmax(S_xi /
+              temperature). A per-pixel cross-entropy between two softmaxes
+              of the same kind has a trivial minimum, uniform assignments
+              (measured: ``loss_align`` stays at ln N).
+            * ``'sharpen'`` -- DINO / FRA: P_xi = softmax((S_xi - c) /
+              teacher_temperature), c an EMA (``center_momentum``) of the
+              batch's mean cosine per query. Sharpening forbids the uniform
+              solution, centering the one-query-for-everything solution.
+            * ``'sinkhorn'`` -- SwAV: P_xi from ``sinkhorn_iters`` Sinkhorn-
+              Knopp steps on exp(S_xi / teacher_temperature) over all pixels
+              of the batch: every query receives an equal share of the
+              batch's pixels (equipartition), each pixel a distribution.
+        teacher_temperature: Temperature of the target (``sharpen``: FRA's
+            ``--teacher_temp 0.04``; ``sinkhorn``: SwAV's epsilon 0.05).
+        center_momentum: EMA momentum of the center c (DINO: 0.9).
+        sinkhorn_iters: Sinkhorn-Knopp iterations (SwAV: 3).
     """
+
+    ALIGN_TARGETS = ('literal', 'sharpen', 'sinkhorn')
 
     def __init__(self, num_queries: int = 8, embed_dim: int = 128,
                  proj_hidden: int = 256, pred_hidden: int = 256,
                  num_decoder_layers: int = 2, num_heads: int = 4,
                  temperature: float = 1.0, loss_weight: float = 0.5,
-                 consistency_loss: Optional[dict] = None):
+                 consistency_loss: Optional[dict] = None,
+                 align_target: str = 'literal',
+                 teacher_temperature: float = 0.04,
+                 center_momentum: float = 0.9, sinkhorn_iters: int = 3):
         super().__init__()
+        if align_target not in self.ALIGN_TARGETS:
+            raise ValueError(f'RegionDiscoveryHead: align_target '
+                             f'{align_target!r} not in {self.ALIGN_TARGETS}')
+        for name, value in (('temperature', temperature),
+                            ('teacher_temperature', teacher_temperature)):
+            if not value > 0:
+                raise ValueError(f'RegionDiscoveryHead: {name} must be > 0, '
+                                 f'got {value}')
+        if not 0.0 <= center_momentum < 1.0:
+            raise ValueError('RegionDiscoveryHead: center_momentum must lie in '
+                             f'[0, 1), got {center_momentum}')
+        if int(sinkhorn_iters) < 1:
+            raise ValueError('RegionDiscoveryHead: sinkhorn_iters must be >= 1,'
+                             f' got {sinkhorn_iters}')
         self.encoder_cfg = dict(num_queries=num_queries, embed_dim=embed_dim,
                                 proj_hidden=proj_hidden,
                                 num_decoder_layers=num_decoder_layers,
                                 num_heads=num_heads, temperature=temperature)
         self.loss_weight = loss_weight
+        self.temperature = temperature
+        self.align_target = align_target
+        self.teacher_temperature = teacher_temperature
+        self.center_momentum = center_momentum
+        self.sinkhorn_iters = int(sinkhorn_iters)
+        # DINO's center c of the target cosines, one value per query.
+        self.register_buffer('center', torch.zeros(1, num_queries, 1, 1))
         if consistency_loss is None:
             consistency_loss = dict(type='mmpretrain.CosineSimilarityLoss',
                                     shift_factor=2.0, scale_factor=2.0)
@@ -168,6 +211,64 @@ class RegionDiscoveryHead(nn.Module):
     def build_encoder(self, in_channels: int) -> MultiRegionEncoder:
         """A fresh per-branch encoder for feature maps with ``in_channels``."""
         return MultiRegionEncoder(in_channels, **self.encoder_cfg)
+
+    @torch.no_grad()
+    def target_assignments(self, sim_target: torch.Tensor) -> torch.Tensor:
+        """The target P_xi of Eq. 9 from the target's cosines, (B, N, H, W).
+
+        See ``align_target``; in training mode ``'sharpen'`` also moves the
+        center toward this batch's mean (after using it, as DINO does).
+        """
+        if self.align_target == 'literal':
+            return (sim_target / self.temperature).softmax(dim=1)   # Eq. 8
+        if self.align_target == 'sharpen':
+            out = ((sim_target - self.center) /
+                   self.teacher_temperature).softmax(dim=1)
+            if self.training:
+                mean = sim_target.mean(dim=(0, 2, 3), keepdim=True)
+                all_reduce(mean, op='mean')  # no-op outside DDP
+                self.center.mul_(self.center_momentum).add_(
+                    mean, alpha=1.0 - self.center_momentum)
+            return out
+        return self._sinkhorn(sim_target)
+
+    def _sinkhorn(self, sim: torch.Tensor) -> torch.Tensor:
+        """SwAV's Sinkhorn-Knopp over the batch's pixels (one process).
+
+        Q (N x BHW) = exp(S / eps), rows scaled to sum 1/N, columns to 1/BHW,
+        alternately; returned per pixel (columns sum to 1). Written here:
+        mmpretrain's SwAV head keeps it private to its loss.
+        """
+        b, n, h, w = sim.shape
+        q = sim.permute(1, 0, 2, 3).reshape(n, -1).float()
+        q = torch.exp((q - q.max()) / self.teacher_temperature)
+        q = q / q.sum()
+        pixels = q.shape[1]
+        for _ in range(self.sinkhorn_iters):
+            q = q / (q.sum(dim=1, keepdim=True) * n)    # each query: 1/N
+            q = q / (q.sum(dim=0, keepdim=True) * pixels)  # each pixel: 1/BHW
+        q = q * pixels
+        return q.reshape(n, b, h, w).permute(1, 0, 2, 3).to(sim.dtype)
+
+    @staticmethod
+    @torch.no_grad()
+    def assignment_stats(probs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """How the pixels are assigned to the N queries, (B, N, H, W) -> dict.
+
+        ``mrd_entropy_pixel``: mean entropy of a pixel's assignment (ln N =
+        uniform, 0 = one query); ``mrd_entropy_batch``: entropy of the
+        batch's mean assignment (ln N = all queries used equally);
+        ``mrd_queries_used``: queries that are the argmax of at least 1 % of
+        the batch's pixels.
+        """
+        p = probs.float().clamp_min(1e-12)
+        n = p.shape[1]
+        pixel = -(p * p.log()).sum(1).mean()
+        marginal = probs.float().mean(dim=(0, 2, 3))
+        batch = -(marginal * marginal.clamp_min(1e-12).log()).sum()
+        hits = F.one_hot(probs.argmax(1).flatten(), n).float().mean(0)
+        return dict(mrd_entropy_pixel=pixel, mrd_entropy_batch=batch,
+                    mrd_queries_used=(hits >= 0.01).sum().float())
 
     @staticmethod
     def loss_align(logits_online: torch.Tensor,
