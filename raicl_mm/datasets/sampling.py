@@ -28,13 +28,28 @@ Strategies (paper Table 3, appendix A.1.2 / A.2.1):
 
 Position 0 is never returned: the flow onset->onset is zero. Every list is
 sorted ascending, unique, and inside ``[1, T-1]``.
+
+Where the apex comes from (``SamplingConfig.apex_source``, seed 004's
+"Spotting" column): ``'annotation'`` (the sheet), ``'spotted'`` (the frame
+where the onset->frame motion of the face peaks, :func:`spot_apex`) or
+``'annotation_or_spotted'`` (the spotter only where the sheet has no apex,
+e.g. SMIC-HS). A clip whose apex-based strategy has no apex falls back to the
+clip centre with a warning naming the sample, is counted by
+:func:`apex_report`, or is refused (``missing_apex='error'``).
+
+Frame-rate normalisation (``SamplingConfig.target_fps``, seed 003's 100 fps):
+a clip is first resampled to the target rate by uniform frame sampling
+(:func:`resample_indices`: each target-rate instant takes the nearest real
+frame); MIR then chooses positions on the resampled clip and they are mapped
+back to real frame indices, so resampling only changes which frames are read.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
-from dataclasses import dataclass
-from typing import List, Optional
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,6 +58,11 @@ STRATEGIES = ('middle', 'apex_single', 'apex_window', 'full', 'random',
 
 #: Strategies that read the annotated apex.
 APEX_STRATEGIES = ('apex_single', 'apex_window', 'activation', 'decay')
+
+#: Where an apex-based strategy takes the apex from.
+APEX_SOURCES = ('annotation', 'spotted', 'annotation_or_spotted')
+#: What an apex-based strategy does on a clip without an apex.
+MISSING_APEX = ('centre', 'error')
 
 
 def _even_spread(lo: int, hi: int, n: int) -> List[int]:
@@ -194,16 +214,33 @@ class SamplingConfig:
         strategy: One of :data:`raicl_mm.datasets.sampling.STRATEGIES`.
         num_instances: ``N`` (16 in the paper).
         apex_jitter_std: Gaussian noise on the apex, in frames (robustness
-            protocol); 0 disables it.
+            protocol); 0 disables it. With ``target_fps`` the frames are
+            those of the target rate.
         seed: Base seed; each clip's generator is seeded from
             ``(seed, sample_id)`` so ``random`` sampling and the apex jitter
             are reproducible and independent of clip order.
+        apex_source: One of :data:`APEX_SOURCES` (module docstring).
+        missing_apex: ``'centre'`` (fall back to the clip centre, warned and
+            counted by :func:`apex_report`) or ``'error'`` (refuse the clip)
+            when an apex-based strategy finds no apex.
+        target_fps: Resample every clip to this rate before MIR; None keeps
+            the recorded rate.
+        spot_sigma: Gaussian smoothing of the motion curve before its peak is
+            taken, as a fraction of the clip length (sigma in frames =
+            ``spot_sigma * (T - 1)``); 0 disables it.
+        spot_margin: The peak is searched in ``[margin, 1 - margin]`` of the
+            clip (fractions of ``T - 1``), away from the onset and the offset.
     """
 
     strategy: str = 'middle'
     num_instances: int = 16
     apex_jitter_std: float = 0.0
     seed: int = 0
+    apex_source: str = 'annotation'
+    missing_apex: str = 'centre'
+    target_fps: Optional[float] = None
+    spot_sigma: float = 0.05
+    spot_margin: float = 0.1
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -215,6 +252,43 @@ class SamplingConfig:
         if self.apex_jitter_std < 0:
             raise ValueError(f'SamplingConfig.apex_jitter_std must be >= 0, '
                              f'got {self.apex_jitter_std}')
+        if self.apex_source not in APEX_SOURCES:
+            raise ValueError(f'SamplingConfig.apex_source={self.apex_source!r} is '
+                             f'unknown; valid: {", ".join(APEX_SOURCES)}')
+        if self.missing_apex not in MISSING_APEX:
+            raise ValueError(f'SamplingConfig.missing_apex={self.missing_apex!r} is '
+                             f'unknown; valid: {", ".join(MISSING_APEX)}')
+        if self.target_fps is not None:
+            fps = self.target_fps
+            if isinstance(fps, bool) or not isinstance(fps, (int, float)) or \
+                    not math.isfinite(fps) or fps <= 0:
+                raise ValueError(f'SamplingConfig.target_fps must be a positive '
+                                 f'number or None, got {fps!r}')
+        if not 0 <= self.spot_sigma <= 1:
+            raise ValueError(f'SamplingConfig.spot_sigma must be in [0, 1] (a '
+                             f'fraction of the clip), got {self.spot_sigma}')
+        if not 0 <= self.spot_margin < 0.5:
+            raise ValueError(f'SamplingConfig.spot_margin must be in [0, 0.5), '
+                             f'got {self.spot_margin}')
+
+    def key_dict(self) -> Dict:
+        """The fields that identify an instance set (for cache keys).
+
+        Fields added after the first cache format (``apex_source`` and
+        later) appear only when they differ from their default, so instance
+        sets cached before they existed keep their keys; the spotter's
+        settings appear only when the spotter can be used.
+        """
+        out = asdict(self)
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in ('apex_source', 'missing_apex', 'target_fps', 'spot_sigma',
+                     'spot_margin'):
+            if out[name] == defaults[name]:
+                del out[name]
+        if self.apex_source == 'annotation':
+            out.pop('spot_sigma', None)
+            out.pop('spot_margin', None)
+        return out
 
 
 def clip_rng(seed: int, sample_id: str) -> np.random.Generator:
@@ -228,10 +302,264 @@ def clip_rng(seed: int, sample_id: str) -> np.random.Generator:
         [int(seed), int.from_bytes(digest[:8], 'little')])
 
 
-def clip_positions(record, sampling_cfg: SamplingConfig) -> List[int]:
-    """The positions of ``record``'s instance set under ``sampling_cfg``."""
-    return sample_positions(
-        record.num_frames, sampling_cfg.strategy,
-        int(sampling_cfg.num_instances), record.apex_position(),
-        float(sampling_cfg.apex_jitter_std),
-        clip_rng(sampling_cfg.seed, record.sample_id))
+# --------------------------------------------------------------------------
+# apex spotting
+# --------------------------------------------------------------------------
+def spot_apex(motion: Sequence[float], sigma: float = 0.05,
+              margin: float = 0.1) -> int:
+    """The spotted apex: where the onset->frame motion of the face peaks.
+
+    ``motion[t]`` is the size of the motion from the onset to frame ``t``
+    (``motion[0]``, onset->onset, is 0); a micro-expression's displacement
+    from the onset grows to the apex and decays to the offset, so its
+    maximum is the apex. The curve is smoothed with a Gaussian of
+    ``sigma * (T - 1)`` frames (edges replicated) against single-frame
+    spikes (noise, a blink frame), and the peak is searched in
+    ``[margin, 1 - margin]`` of the clip (at least position 1), away from
+    the onset and from the offset.
+
+    Args:
+        motion: Per-frame motion, one value per frame of the clip (``T``).
+        sigma: Smoothing as a fraction of ``T - 1``; 0 = none.
+        margin: Excluded fraction at each end.
+
+    Returns:
+        The apex position in ``[1, T - 1]`` (the first on ties).
+
+    Raises:
+        ValueError: Fewer than 2 values, or a value that is not finite.
+    """
+    m = np.asarray(motion, dtype=np.float64).reshape(-1)
+    if m.size < 2:
+        raise ValueError(f'spot_apex needs the motion of at least 2 frames, got {m.size}')
+    if not np.isfinite(m).all():
+        bad = int(np.flatnonzero(~np.isfinite(m))[0])
+        raise ValueError(f'spot_apex: motion of frame position {bad} is {m[bad]}')
+    last = m.size - 1
+    s = sigma * last
+    if s >= 0.5:
+        # Written out (not scipy): a few lines, and the edge rule is explicit.
+        radius = int(math.ceil(3 * s))
+        k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / s) ** 2)
+        m = np.convolve(np.pad(m, radius, mode='edge'), k / k.sum(), mode='valid')
+    lo = max(1, int(math.ceil(margin * last)))
+    hi = min(last, int(math.floor((1 - margin) * last)))
+    if lo > hi:
+        lo, hi = 1, last
+    return lo + int(np.argmax(m[lo:hi + 1]))
+
+
+MotionFn = Callable[[object], Sequence[float]]
+
+
+def spotted_apex_position(record, sampling_cfg: SamplingConfig,
+                          motion_fn: Optional[MotionFn] = None) -> int:
+    """The spotter's apex of a record, as an index into its frame list.
+
+    Taken from ``record.meta['apex_spotted']`` (a frame number, written by
+    whoever has the clip's flows, e.g. the flow cache) when present, else
+    from ``spot_apex(motion_fn(record))``.
+
+    Raises:
+        ValueError: Neither is available, or the motion has the wrong length.
+    """
+    frame = (record.meta or {}).get('apex_spotted')
+    if frame is not None:
+        numbers = list(record.frame_numbers)
+        if not numbers:
+            raise ValueError(f'sample {record.sample_id}: meta apex_spotted={frame} '
+                             'but the record lists no frames')
+        return min(range(len(numbers)), key=lambda i: abs(numbers[i] - int(frame)))
+    if motion_fn is None:
+        raise ValueError(f'sample {record.sample_id}: sampling.apex_source='
+                         f'{sampling_cfg.apex_source!r} needs the spotter, but no '
+                         "per-frame motion was given (motion_fn) and meta['apex_spotted'] "
+                         'is not set')
+    motion = np.asarray(motion_fn(record), dtype=np.float64).reshape(-1)
+    if motion.size != record.num_frames:
+        raise ValueError(f'sample {record.sample_id}: the motion curve has {motion.size} '
+                         f'values for {record.num_frames} frames')
+    return spot_apex(motion, sampling_cfg.spot_sigma, sampling_cfg.spot_margin)
+
+
+def resolve_apex(record, sampling_cfg: SamplingConfig,
+                 motion_fn: Optional[MotionFn] = None) -> Tuple[Optional[int], str]:
+    """Where a record's apex comes from under ``sampling_cfg.apex_source``.
+
+    Returns:
+        ``(position or None, how)`` with ``how`` one of ``'annotation'``,
+        ``'spotted'`` or ``'missing'`` (no annotation and no spotter asked).
+    """
+    source = sampling_cfg.apex_source
+    if source == 'annotation':
+        pos = record.apex_position()
+        return (pos, 'annotation') if pos is not None else (None, 'missing')
+    if source == 'annotation_or_spotted':
+        pos = record.apex_position()
+        if pos is not None:
+            return pos, 'annotation'
+    return spotted_apex_position(record, sampling_cfg, motion_fn), 'spotted'
+
+
+def onset_motion(record, flow_cfg=None) -> np.ndarray:
+    """A reference ``motion_fn``: the face's onset->frame motion of every frame.
+
+    For each frame ``t``, the mean over pixels of ``|w_t - median(w_t)|``
+    with ``w_t`` the onset->frame flow (``flow_cfg.method``); subtracting the
+    median flow removes a global head shift, which would otherwise grow
+    through the clip and pull the peak to the end. It computes the flow of
+    every frame of the clip: a flow cache that already holds them should
+    write ``meta['apex_spotted']`` instead.
+
+    Args:
+        record: A clip record with frames.
+        flow_cfg: A :class:`raicl_mm.flow.FlowConfig` (None: its defaults).
+
+    Returns:
+        ``(T,)`` float64, 0 at the onset.
+    """
+    from raicl_mm.flow import FlowConfig
+    from raicl_mm.flow import tvl1
+    from raicl_mm.flow.instances import load_clip_frames
+    cfg = flow_cfg if flow_cfg is not None else FlowConfig()
+    positions = list(range(1, record.num_frames))
+    onset, frames = load_clip_frames(record, positions, cfg)
+    out = np.zeros(record.num_frames)
+    for p, frame in zip(positions, frames):
+        flow = tvl1.flow_instance(onset, frame, cfg.method)[..., :2].astype(np.float64)
+        flow -= np.median(flow.reshape(-1, 2), axis=0)
+        out[p] = float(np.sqrt((flow ** 2).sum(-1)).mean())
+    return out
+
+
+# --------------------------------------------------------------------------
+# frame-rate normalisation
+# --------------------------------------------------------------------------
+def resample_indices(frame_numbers: Sequence[int], fps: float,
+                     target_fps: float) -> List[int]:
+    """The real frame of each instant of the clip resampled to ``target_fps``.
+
+    Uniform frame sampling: instant ``k`` is at ``k / target_fps`` seconds
+    after the onset and takes the real frame nearest in time (frame numbers
+    give the times, so frames missing on disk are never invented). Down-
+    sampling skips frames; upsampling repeats them.
+
+    Args:
+        frame_numbers: The clip's frame numbers (onset first, ascending).
+        fps: The clip's recorded rate.
+        target_fps: The wanted rate.
+
+    Returns:
+        Indices into ``frame_numbers``, non-decreasing, starting at 0 and
+        ending at the last frame's instant; at least 2 when the clip has 2
+        frames.
+    """
+    if not fps or fps <= 0:
+        raise ValueError(f'resampling to {target_fps} fps needs the clip\'s frame rate, '
+                         f'got fps={fps!r}')
+    numbers = np.asarray(frame_numbers, dtype=np.float64)
+    if numbers.size == 0:
+        return []
+    times = (numbers - numbers[0]) / float(fps)
+    count = int(math.floor(times[-1] * target_fps + 1e-9)) + 1
+    if numbers.size >= 2:
+        count = max(count, 2)
+    instants = np.arange(count) / float(target_fps)
+    if numbers.size >= 2 and count == 2 and instants[1] > times[-1]:
+        instants[1] = times[-1]
+    right = np.clip(np.searchsorted(times, instants), 1, max(1, times.size - 1))
+    left = right - 1
+    if times.size == 1:
+        return [0] * count
+    pick = np.where(np.abs(times[left] - instants) <= np.abs(times[right] - instants),
+                    left, right)
+    return [int(i) for i in pick]
+
+
+def clip_positions(record, sampling_cfg: SamplingConfig,
+                   motion_fn: Optional[MotionFn] = None) -> List[int]:
+    """The positions of ``record``'s instance set under ``sampling_cfg``.
+
+    Args:
+        record: A :class:`~raicl_mm.datasets.records.ClipRecord`.
+        sampling_cfg: The sampling configuration.
+        motion_fn: ``record -> (T,)`` per-frame onset->frame motion, used
+            when the spotter is asked for and ``meta['apex_spotted']`` is
+            absent (e.g. :func:`onset_motion`).
+
+    Returns:
+        Sorted unique indices into ``record.frame_paths`` in ``[1, T-1]``.
+
+    Raises:
+        ValueError: The spotter is needed but has no motion; an apex-based
+            strategy on a clip without apex with ``missing_apex='error'``;
+            ``target_fps`` on a clip without a frame rate.
+    """
+    cfg = sampling_cfg
+    rng = clip_rng(cfg.seed, record.sample_id)
+    apex_pos = None
+    if cfg.strategy in APEX_STRATEGIES:
+        apex_pos, how = resolve_apex(record, cfg, motion_fn)
+        if how == 'missing':
+            if cfg.missing_apex == 'error':
+                raise ValueError(f'sample {record.sample_id}: sampling strategy '
+                                 f'{cfg.strategy!r} needs an apex and the sheet has '
+                                 "none; set sampling.apex_source='annotation_or_spotted' "
+                                 "or sampling.missing_apex='centre'")
+            apex_pos = (record.num_frames - 1) // 2 if record.num_frames > 2 else 1
+            warnings.warn(f'sample {record.sample_id}: no apex for strategy '
+                          f'{cfg.strategy!r}; falling back to the clip centre '
+                          f'(position {apex_pos} of {record.num_frames} frames)',
+                          stacklevel=2)
+    if cfg.target_fps is None:
+        return sample_positions(record.num_frames, cfg.strategy, int(cfg.num_instances),
+                                apex_pos, float(cfg.apex_jitter_std), rng)
+    index = resample_indices(record.frame_numbers or list(range(record.num_frames)),
+                             record.fps, float(cfg.target_fps))
+    apex_v = None
+    if apex_pos is not None:
+        # The resampled instant nearest to the real apex.
+        apex_v = min(range(1, len(index)), key=lambda k: abs(index[k] - apex_pos))
+    virtual = sample_positions(len(index), cfg.strategy, int(cfg.num_instances),
+                               apex_v, float(cfg.apex_jitter_std), rng)
+    real = sorted({index[k] for k in virtual} - {0})
+    # Upsampling a short clip can map the first instants back onto the onset.
+    return real or [1]
+
+
+def apex_report(records, sampling_cfg: SamplingConfig,
+                motion_fn: Optional[MotionFn] = None) -> Dict:
+    """Where each clip's apex comes from, counted (for logs and dataset_info).
+
+    Args:
+        records: Clip records.
+        sampling_cfg: The sampling configuration.
+        motion_fn: As for :func:`clip_positions`; when None, clips that need
+            the spotter are counted as ``'to_spot'``.
+
+    Returns:
+        ``dict(strategy, apex_source, uses_apex, counts={annotation, spotted,
+        to_spot, centre_fallback}, centre_fallback=[sample ids])``; with a
+        strategy that reads no apex only ``uses_apex=False``.
+    """
+    cfg = sampling_cfg
+    out = dict(strategy=cfg.strategy, apex_source=cfg.apex_source,
+               uses_apex=cfg.strategy in APEX_STRATEGIES)
+    if not out['uses_apex']:
+        return out
+    counts = dict(annotation=0, spotted=0, to_spot=0, centre_fallback=0)
+    fallback = []
+    for record in records:
+        has = record.apex_position() is not None
+        if cfg.apex_source == 'annotation' and not has:
+            counts['centre_fallback'] += 1
+            fallback.append(record.sample_id)
+        elif cfg.apex_source == 'annotation' or (
+                cfg.apex_source == 'annotation_or_spotted' and has):
+            counts['annotation'] += 1
+        elif motion_fn is None and (record.meta or {}).get('apex_spotted') is None:
+            counts['to_spot'] += 1
+        else:
+            counts['spotted'] += 1
+    out.update(counts=counts, centre_fallback=fallback)
+    return out

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -12,14 +12,65 @@ from .config import FlowConfig
 from . import tvl1
 
 
+class CorruptFrameError(ValueError):
+    """A frame file that is missing bytes or does not decode completely."""
+
+
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+_PNG_IEND = b'\x00\x00\x00\x00IEND\xaeB`\x82'
+
+
+def frame_problem(data: bytes) -> Optional[str]:
+    """Why an encoded frame is incomplete, or None when its structure is whole.
+
+    libjpeg decodes a truncated JPEG with only a "Premature end of JPEG file"
+    warning on stderr (naming no file) and fills the rest grey, which turns
+    into large spurious flow; OpenCV offers no strict mode, so the container
+    is checked before decoding: a JPEG must end with its end-of-image marker
+    (``FF D9``, trailing zero padding allowed), a PNG with its ``IEND`` chunk,
+    a BMP must hold the size its header declares.
+
+    Args:
+        data: The file's bytes.
+
+    Returns:
+        A short reason, or None.
+    """
+    if not data:
+        return 'empty file (0 bytes)'
+    if data[:2] == b'\xff\xd8':
+        if not data.rstrip(b'\x00').endswith(b'\xff\xd9'):
+            return f'truncated JPEG (no end-of-image marker after {len(data)} bytes)'
+    elif data[:8] == _PNG_MAGIC:
+        if not data.endswith(_PNG_IEND):
+            return f'truncated PNG (no IEND chunk after {len(data)} bytes)'
+    elif data[:2] == b'BM' and len(data) >= 6:
+        declared = int.from_bytes(data[2:6], 'little')
+        if len(data) < declared:
+            return f'truncated BMP ({len(data)} of the {declared} bytes its header declares)'
+    return None
+
+
 def _read_gray(path: str, sample_id: str) -> np.ndarray:
+    """Decode a frame to grey, refusing an incomplete file.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        CorruptFrameError: Truncated, empty or undecodable (one line naming
+            the file and the sample).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'frame {path!r} of sample {sample_id} does '
                                 f'not exist')
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    with open(path, 'rb') as f:
+        data = f.read()
+    why = frame_problem(data)
+    if why is not None:
+        raise CorruptFrameError(f'frame {path!r} of sample {sample_id} is corrupt: {why}')
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None or img.size == 0:
-        raise ValueError(f'frame {path!r} of sample {sample_id} could not be '
-                         f'decoded as an image')
+        raise CorruptFrameError(f'frame {path!r} of sample {sample_id} could not be '
+                                f'decoded as an image')
     return img
 
 
@@ -54,13 +105,7 @@ def load_clip_frames(record, positions: Sequence[int],
                          f'({n} frames)')
     onset_path = record.frame_paths[0]
     onset = _read_gray(onset_path, sid)
-    box = None
-    if cfg.face_crop == 'haar':
-        box = face._clip_box(face._haar_box(onset, cfg, onset_path, sid),
-                        onset.shape, f'sample {sid}')
-    elif cfg.face_crop == 'box':
-        box = face._clip_box(cfg.crop_box, onset.shape,
-                        f'FlowConfig.crop_box, sample {sid}')
+    align = face.align_clip(onset, cfg, onset_path, sid)
     frames = []
     for p in positions:
         path = record.frame_paths[int(p)]
@@ -68,8 +113,8 @@ def load_clip_frames(record, positions: Sequence[int],
         if img.shape != onset.shape:
             raise ValueError(f'frame {path!r} of sample {sid} is {img.shape}, '
                              f'the onset is {onset.shape}')
-        frames.append(face._prepare(img, box, cfg.size))
-    return face._prepare(onset, box, cfg.size), frames
+        frames.append(align.apply(img))
+    return align.apply(onset), frames
 
 
 def extract_instance_set(record, cfg: FlowConfig,
