@@ -12,7 +12,10 @@ from typing import Any, Dict, Optional, Tuple
 import cv2
 
 FLOW_METHODS = ('tvl1', 'farneback', 'tvl1_torch')
-FACE_CROPS = (None, 'haar', 'box')
+FACE_CROPS = (None, 'haar', 'box', 'landmarks')
+
+#: What a face crop does when the onset shows no face.
+NO_FACE_POLICIES = ('error', 'whole_frame')
 
 #: Farneback parameters (the values of OpenCV's own optical-flow sample):
 #: pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags.
@@ -34,11 +37,22 @@ class FlowConfig:
         size: ``(H, W)`` of the frames after crop and resize; the flow is
             computed, and expressed in pixels, at this size.
         face_crop: None (whole frame), ``'haar'`` (OpenCV's frontal-face Haar
-            cascade on the onset frame, box enlarged by ``crop_margin``) or
-            ``'box'`` (the fixed ``crop_box``). The box found on the onset is
-            reused for every frame of the clip so the crop adds no motion.
+            cascade on the onset frame, box enlarged by ``crop_margin``; needs
+            a cascade file, see ``haar_cascade``), ``'box'`` (the fixed
+            ``crop_box``) or ``'landmarks'`` (dlib's HOG face detector and
+            68-point landmarks on the onset: the eye line is levelled and a
+            square box around the landmarks, enlarged by ``crop_margin``, is
+            cut out; see :mod:`raicl_mm.flow.face`). The crop found on the
+            onset is reused for every frame of the clip so it adds no motion.
         crop_margin: Fraction of the face box's width/height added on each
-            side (``'haar'`` only).
+            side (``'haar'`` and ``'landmarks'``).
+        no_face: ``'haar'`` / ``'landmarks'`` when the onset shows no face:
+            ``'error'`` (a ValueError naming the clip and the frame) or
+            ``'whole_frame'`` (the whole frame is used, a warning names the
+            clip and :func:`raicl_mm.flow.face.no_face_clips` counts it).
+        landmark_model: ``'landmarks'`` only: path of a dlib 68-point shape
+            predictor ``.dat``; None = the one of the
+            ``face-recognition-models`` package.
         crop_box: ``(x, y, w, h)`` in source-frame pixels for ``'box'``.
         haar_cascade: Path of the Haar cascade XML for ``'haar'``; None uses
             OpenCV's bundled ``haarcascade_frontalface_default.xml`` (the
@@ -56,6 +70,8 @@ class FlowConfig:
     crop_box: Optional[Tuple[int, int, int, int]] = None
     haar_cascade: Optional[str] = None
     device: Optional[str] = None
+    no_face: str = 'error'
+    landmark_model: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.method not in FLOW_METHODS:
@@ -68,6 +84,9 @@ class FlowConfig:
         if self.face_crop not in FACE_CROPS:
             raise ValueError(f'FlowConfig.face_crop={self.face_crop!r} is '
                              f'unknown; valid: {FACE_CROPS}')
+        if self.no_face not in NO_FACE_POLICIES:
+            raise ValueError(f'FlowConfig.no_face={self.no_face!r} is '
+                             f'unknown; valid: {NO_FACE_POLICIES}')
         if self.crop_margin < 0:
             raise ValueError(f'FlowConfig.crop_margin must be >= 0, got '
                              f'{self.crop_margin}')
@@ -94,8 +113,9 @@ class FlowConfig:
         # solver's own error, so one cache serves both.
         key.pop('device')
         key['size'] = list(self.size)
-        if self.face_crop != 'haar':
+        if self.face_crop not in ('haar', 'landmarks'):
             key.pop('crop_margin')
+            key.pop('no_face')
         if self.face_crop != 'box':
             key.pop('crop_box')
         else:
@@ -109,6 +129,18 @@ class FlowConfig:
                                    if os.path.isfile(path) else None]
         else:
             key.pop('haar_cascade')
+        if self.face_crop == 'landmarks':
+            # The model by name and size (as the cascade), and the version of
+            # the alignment recipe in face.py (bump it when the recipe
+            # changes).
+            from .face import ALIGN_VERSION, landmark_model_path
+            path = landmark_model_path(self.landmark_model, must_exist=False)
+            key['landmark_model'] = [os.path.basename(path),
+                                     os.path.getsize(path)
+                                     if os.path.isfile(path) else None]
+            key['align'] = ALIGN_VERSION
+        else:
+            key.pop('landmark_model')
         if self.method == 'tvl1':
             key['solver'] = 'opencv-defaults'
         elif self.method == 'tvl1_torch':
