@@ -8,6 +8,8 @@ flow-aware mirror for pipelines that want it on the CPU (e.g. test-time flip).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
@@ -16,25 +18,48 @@ from mmcv.transforms import BaseTransform
 @TRANSFORMS.register_module()
 class SampleInstancePair(BaseTransform):
     """Training: two distinct random instances (I_p, I_q) of a set; testing:
-    the middle instance (paper A.1.3).
+    the middle instance (paper A.1.3), or every instance (ensemble).
 
     A set with a single instance (a very short clip, or the Apex* strategy)
     gives that instance twice and sets ``single_instance=True`` so the run can
     count such pairs.
 
+    Ensemble testing (the paper's future work, "multi-instance ensemble
+    inference") passes all ``N`` instances as views; the recognizer averages
+    the softmax over the views it gets (as mmaction2's
+    ``average_clips='prob'`` does over clips). Sets of different sizes cannot
+    be stacked into one batch, so ``pad_to`` pads a set with all-NaN views,
+    which :meth:`RaICLRecognizer.predict` leaves out of the mean.
+
     Args:
-        test_mode: Pick the middle instance instead of a random pair.
+        test_mode: Pick the middle instance (or all, see ``ensemble``)
+            instead of a random pair.
+        ensemble: With ``test_mode``: keep every instance of the set.
+        pad_to: With ``ensemble``: pad the set to this many views with NaN
+            views (a set larger than ``pad_to`` is an error naming the
+            sample); None = no padding (batch size 1, or sets of one size).
     """
 
-    def __init__(self, test_mode: bool = False):
+    def __init__(self, test_mode: bool = False, ensemble: bool = False,
+                 pad_to: Optional[int] = None):
+        if ensemble and not test_mode:
+            raise ValueError('SampleInstancePair: ensemble=True is a test '
+                             'mode; set test_mode=True')
+        if pad_to is not None and int(pad_to) < 1:
+            raise ValueError(f'SampleInstancePair: pad_to must be >= 1, got '
+                             f'{pad_to}')
         self.test_mode = test_mode
+        self.ensemble = ensemble
+        self.pad_to = None if pad_to is None else int(pad_to)
 
     def transform(self, results: dict) -> dict:
         inst = results['instances']
         n = inst.shape[0]
         if n == 0:
             raise ValueError(f"{results.get('sample_id')}: empty instance set")
-        if self.test_mode:
+        if self.test_mode and self.ensemble:
+            idx = list(range(n))
+        elif self.test_mode:
             idx = [n // 2]  # positions are sorted: the middle instance
         elif n == 1:
             idx = [0, 0]
@@ -42,7 +67,16 @@ class SampleInstancePair(BaseTransform):
             idx = list(np.random.choice(n, size=2, replace=False))
         results['single_instance'] = (not self.test_mode) and n == 1
         results['instance_idx'] = idx
-        results['imgs'] = inst[idx].astype(np.float32)
+        imgs = inst[idx].astype(np.float32)
+        if self.test_mode and self.ensemble and self.pad_to is not None:
+            if n > self.pad_to:
+                raise ValueError(f"{results.get('sample_id')}: {n} instances "
+                                 f'exceed SampleInstancePair pad_to='
+                                 f'{self.pad_to}')
+            pad = np.full((self.pad_to - n, ) + imgs.shape[1:], np.nan,
+                          np.float32)
+            imgs = np.concatenate([imgs, pad])
+        results['imgs'] = imgs
         return results
 
 

@@ -179,17 +179,41 @@ class RaICLRecognizer(BaseModel):
         return class_activation_maps(feats, self.online.fc.weight)
 
     def predict(self, inputs: torch.Tensor, data_samples: List) -> List:
-        """Online branch only, on the middle instance (paper A.1.3).
+        """Online branch only, on the views the test pipeline passed.
 
-        The test pipeline already selects the middle instance; with several
-        views the first is used.
+        One view per sample: the middle instance (paper A.1.3,
+        ``SampleInstancePair(test_mode=True)``). Several views (``ensemble=
+        True``): the mean of the softmax over them, see
+        :meth:`instance_scores`.
         """
-        logits = self._forward(inputs)
-        scores = logits.softmax(dim=-1)
+        # nanmean: a padded view neither counts nor shifts the mean.
+        scores = self.instance_scores(inputs).nanmean(dim=1)
         for ds, s in zip(data_samples, scores):
             ds.set_pred_score(s.detach())
             ds.set_pred_label(s.argmax(dim=-1, keepdim=True).detach())
         return data_samples
+
+    def instance_scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Softmax of the online branch per view, (B, V, L).
+
+        ``inputs`` is (B, 3, H, W) or (B, V, 3, H, W). All-NaN views (the
+        padding of ``SampleInstancePair(pad_to=...)``) are not run and get
+        NaN scores; the ensemble prediction is the mean over the other views,
+        ``s = 1/|V| sum_v softmax(W f'_v)`` (multi-instance ensemble
+        inference, the paper's future work).
+        """
+        x = inputs[:, None] if inputs.dim() == 4 else inputs
+        b, v = x.shape[:2]
+        flat = x.flatten(0, 1)
+        valid = ~torch.isnan(flat).flatten(1).all(dim=1)
+        if not bool(valid.view(b, v).any(dim=1).all()):
+            raise ValueError('predict: a sample has only padding views '
+                             '(all NaN)')
+        out = torch.full((b * v, self.num_classes), float('nan'),
+                         device=flat.device)
+        logits = self.online(flat[valid], with_region=False)['logits']
+        out[valid] = logits.softmax(dim=-1).to(out.dtype)
+        return out.view(b, v, -1)
 
     # ----------------------------------------------------------------- loss
     def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict:
