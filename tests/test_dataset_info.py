@@ -121,11 +121,11 @@ def test_bad_data_and_missing_protocol(tmp_path, capsys):
                           data_roots=dict(casme2=str(tmp_path / 'none')),
                           ann_files=dict(casme2=str(tmp_path / 'missing.xlsx')))
     status, out, err = run_main([config], capsys)
-    assert status == 1 and out == ''
+    assert status == 2 and out == ''
     assert err.strip().splitlines() == [
         f'error: CASME II sheet not found: {tmp_path / "missing.xlsx"}']
-    status, out, err = run_main([config, '--cfg-options', 'protocol=mmew'], capsys)
-    assert status == 1 and "unknown protocol 'mmew'" in err
+    status, out, err = run_main([config, '--cfg-options', 'protocol=megc'], capsys)
+    assert status == 2 and "unknown protocol 'megc'" in err
     config = write_config(tmp_path / 'd.py', data_roots={})
     status, out, err = run_main([config], capsys)
-    assert status == 2 and 'has no top-level key "protocol"' in err
+    assert status == 2 and 'sets no protocol' in err

@@ -74,6 +74,42 @@ def _read_gray(path: str, sample_id: str) -> np.ndarray:
     return img
 
 
+def check_clip_frames(record, decode: bool = False) -> List[dict]:
+    """Every incomplete frame of a clip, without computing any flow.
+
+    Args:
+        record: A :class:`~raicl_mm.datasets.records.ClipRecord`.
+        decode: Also decode each frame (slower) and compare its size with
+            the onset's.
+
+    Returns:
+        ``[{'id': sample id, 'file': path, 'why': reason}]``, empty when all
+        frames are whole.
+    """
+    problems, shape = [], None
+    for path in record.frame_paths:
+        try:
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError as err:
+            problems.append(dict(id=record.sample_id, file=path,
+                                 why=f'cannot be read ({err.strerror or err})'))
+            continue
+        why = frame_problem(data)
+        if why is None and decode:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+            if img is None or img.size == 0:
+                why = 'could not be decoded as an image'
+            elif shape is None:
+                shape = img.shape
+            elif img.shape != shape:
+                why = (f'wrong size {img.shape[1]}x{img.shape[0]}, the onset is '
+                       f'{shape[1]}x{shape[0]}')
+        if why:
+            problems.append(dict(id=record.sample_id, file=path, why=why))
+    return problems
+
+
 def load_clip_frames(record, positions: Sequence[int],
                      cfg: FlowConfig) -> Tuple[np.ndarray, List[np.ndarray]]:
     """Read the onset and the frames at ``positions``, cropped, resized, grey.
