@@ -1,9 +1,12 @@
 # Ra-ICL on CAS(ME)^3 part A, 3-class LOSO (paper Table 2).
 # Counts from the official v2 sheet: see docs/data.md (pass an exclusion list
-# with exclude_file=... to drop samples you consider mislabelled).
+# with dataset.exclude_file=... to drop samples you consider mislabelled).
 _base_ = [
     './_base_/default_runtime.py', './_base_/schedules/adam_100e.py',
     './_base_/models/raicl_r18.py', './_base_/datasets/cde.py'
 ]
-protocol = 'casme3_3cls'
+__data = dict(protocol='casme3_3cls')
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)
 model = dict(num_classes=3)

@@ -10,23 +10,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = """
 _base_ = [{base!r}]
-synthetic = dict(out={out!r}, num_subjects=3, clips_per_subject=3, size=48,
-                 seed=0)
-data_roots = dict(casme2={out!r} + '/Cropped')
-ann_files = dict(casme2={out!r} + '/CASME2-coding-synthetic.xlsx')
-flow_cfg = dict(method='farneback', size=(32, 32))
-sampling = dict(num_instances=4)
-flow_cache = {cache!r}
-flow_workers = 1
+__data = dict(
+    synthetic=dict(out={out!r}, num_subjects=3, clips_per_subject=3, size=48,
+                   seed=0),
+    data_roots=dict(casme2={out!r} + '/Cropped'),
+    ann_files=dict(casme2={out!r} + '/CASME2-coding-synthetic.xlsx'),
+    flow_cfg=dict(method='farneback', size=(32, 32)),
+    sampling=dict(num_instances=4),
+    flow_cache={cache!r},
+    flow_workers=1)
 model = dict(
     backbone=dict(stem_channels=8, base_channels=8),
     mrd_head=dict(embed_dim=16, proj_hidden=16, pred_hidden=16))
-train_dataloader = dict(batch_size=2)
-val_dataloader = dict(batch_size=2)
-test_dataloader = dict(batch_size=2)
-max_epochs = 2
-train_cfg = dict(max_epochs=max_epochs, val_begin=max_epochs,
-                 val_interval=max_epochs)
+train_dataloader = dict(batch_size=2, dataset=__data)
+val_dataloader = dict(batch_size=2, dataset=__data)
+test_dataloader = dict(batch_size=2, dataset=__data)
+train_cfg = dict(max_epochs=2, val_begin=2, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3),
                      logger=dict(interval=1))
 """

@@ -17,6 +17,8 @@ from mmengine.registry import init_default_scope
 from mmaction.registry import HOOKS, MODELS
 from mmaction.structures import ActionDataSample
 
+from raicl_mm.engine.config import check_config, data_settings
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')) +
                  glob.glob(osp.join(ROOT, 'configs', 'ablations', '*.py')))
@@ -53,6 +55,7 @@ def _hw(size):
 @pytest.mark.parametrize('path', CONFIGS, ids=_ids(CONFIGS))
 def test_config_trains_one_iteration(path):
     cfg = Config.fromfile(path)
+    check_config(cfg)  # no dead top-level key, loaders agree
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
@@ -64,7 +67,7 @@ def test_config_trains_one_iteration(path):
     hooks = [HOOKS.build(h) for h in cfg.get('custom_hooks', [])]
     ema = [h for h in hooks if type(h).__name__ == 'TargetEMAHook']
 
-    h, w = _hw(cfg.flow_cfg['size'])
+    h, w = _hw(data_settings(cfg)['flow_cfg']['size'])
     inputs = [torch.randn(2, 3, h, w) for _ in range(BATCH)]
     data_samples = []
     for i in range(BATCH):

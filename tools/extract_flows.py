@@ -54,9 +54,14 @@ def _plain(value):
 def main(argv: Optional[List[str]] = None) -> int:
     """Build the records, fill the cache, print the summary."""
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from raicl_mm.runner_setup import ToolError, load_config
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        from raicl_mm.runner_setup import prepare_embedded_data
+        prepare_embedded_data(cfg)
+    except (ToolError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     missing = [k for k in REQUIRED_KEYS if k not in cfg]
     if missing:
         print(f'error: config {args.config} lacks the top-level key(s) '

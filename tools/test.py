@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Score a trained checkpoint with MMEngine's Runner (mmaction2's flags).
 
-``--fold`` scores one LOSO fold's test subject; without it every sample of the
-protocol is scored. Predictions (with sample ids) go to ``--dump`` or to
-``WORK_DIR/predictions_test.json``.
+Without ``--fold`` the config's own fold is scored; ``--fold`` picks another
+(``all``: every sample of the protocol). Predictions with sample ids go to
+``WORK_DIR/predictions_test.json``; ``--dump FILE.pkl`` also writes mmaction2's
+pickle of the raw predictions (``DumpResults``), ``--dump FILE.json`` writes
+our JSON there instead; ``--show-dir DIR`` writes the confusion matrix
+picture there. ``--cfg-options`` are merged last.
 """
 import argparse
 import os.path as osp
@@ -13,53 +16,69 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
-    from raicl_mm.runner_setup import add_common_args, parse_tool_args
+    from raicl_mm.engine.cli import add_common_args, parse_tool_args
     p = argparse.ArgumentParser(description='Test (and eval) a Ra-ICL model')
     p.add_argument('config', help='test config file path')
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--dump', type=str,
-                   help='JSON file for the predictions (with sample ids)')
+                   help='dump predictions: .pkl as mmaction2 (DumpResults), '
+                   '.json as ours (with sample ids)')
+    p.add_argument('--show-dir', help='folder for the confusion-matrix '
+                   'picture of the scored samples')
     add_common_args(p, 'CHECKPOINT')
     return parse_tool_args(p, argv)
 
 
 def build_cfg(args):
-    from raicl_mm import compat
-    from raicl_mm.runner_setup import (ToolError, apply_fold, load_config,
-                                       prepare_embedded_data, set_dump_file)
+    from raicl_mm.engine import cli
     if not osp.isfile(args.checkpoint):
-        raise ToolError(f'checkpoint {args.checkpoint} does not exist')
-    cfg = load_config(args.config, args.cfg_options)
+        raise cli.ToolError(f'checkpoint {args.checkpoint} does not exist')
+    if args.dump and not args.dump.endswith(('.pkl', '.pickle', '.json')):
+        raise cli.ToolError(f'--dump {args.dump}: the file must end in .pkl, '
+                            f'.pickle or .json')
+    cfg = cli.read_config(args.config)
     cfg.launcher = args.launcher
-    prepare_embedded_data(cfg)
-    fold_key = apply_fold(cfg, args.fold) if args.fold is not None else None
-    if fold_key is None:
-        for key in ('test_dataloader',):
-            ds = cfg[key]['dataset']
-            ds['fold'], ds['split'] = None, 'all'
+    fold_name = (cli.apply_fold(cfg, args.fold) if args.fold is not None
+                 else cli.default_fold_name(cfg))
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(
-            osp.basename(args.config))[0]) + (f'/fold_{fold_key}' if fold_key else '')
-    set_dump_file(cfg, 'test_evaluator', args.dump or osp.join(
-        cfg.work_dir, 'predictions_test.json'))
+        cfg.work_dir = cli.default_work_dir(args.config, fold_name)
+    json_dump = osp.join(cfg.work_dir, 'predictions_test.json')
+    if args.dump and args.dump.endswith('.json'):
+        json_dump = args.dump
+    cli.set_dump_file(cfg, 'test_evaluator', json_dump)
+    if args.dump and not args.dump.endswith('.json'):
+        ev = cfg.test_evaluator
+        ev = list(ev) if isinstance(ev, (list, tuple)) else [ev]
+        ev.append(dict(type='DumpResults', out_file_path=args.dump))
+        cfg.test_evaluator = ev
     cfg.load_from = args.checkpoint
     cfg.resume = False
-    if args.trust_checkpoint or cfg.get('trust_checkpoint'):
-        compat.trust_checkpoint(args.checkpoint)
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
     # Training-only parts are not needed to score.
     cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = None
     cfg.param_scheduler = None
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    args.json_dump = json_dump
     return cfg
+
+
+def test(runner, args):
+    runner.test()
+    if args.show_dir:
+        from raicl_mm.engine.cli import confusion_picture
+        print(confusion_picture(args.json_dump, args.show_dir))
 
 
 def main(argv=None):
     args = parse_args(argv)
     import raicl_mm  # noqa: F401  (applies the stack fixes first)
-    from raicl_mm.runner_setup import run_with_runner
-    return run_with_runner(build_cfg, args, lambda runner, _: runner.test())
+    from raicl_mm.engine.cli import run_tool
+    return run_tool(build_cfg, args, test)
 
 
 if __name__ == '__main__':

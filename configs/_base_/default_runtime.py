@@ -1,5 +1,9 @@
 # Runtime shared by every Ra-ICL config (mmengine Runner).
 default_scope = 'mmaction'
+# Checks the config before anything is built (keys that reach nothing, loaders
+# that disagree) and loads checkpoints by the project's policy; mmaction2's own
+# tools/train.py and tools/test.py build it through RUNNERS.
+runner_type = 'RaICLRunner'
 custom_imports = dict(imports=['raicl_mm'], allow_failed_imports=False)
 
 default_hooks = dict(
@@ -26,8 +30,8 @@ env_cfg = dict(cudnn_benchmark=False,
                dist_cfg=dict(backend='nccl'))
 
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
+visualizer = dict(type='ActionVisualizer',
+                  vis_backends=[dict(type='LocalVisBackend')])
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -1,3 +1,7 @@
 # M10 (Table 3): MIR -> Uniform: 16 frames spread evenly.
 _base_ = ['../raicl_cde.py']
-sampling = dict(strategy='uniform')
+# Train and score on the same instances: the setting goes to the three loaders.
+__data = dict(sampling=dict(strategy='uniform'))
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)

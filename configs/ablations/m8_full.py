@@ -1,3 +1,7 @@
 # M8 (Table 3): MIR -> Full: every frame of the clip.
 _base_ = ['../raicl_cde.py']
-sampling = dict(strategy='full')
+# Train and score on the same instances: the setting goes to the three loaders.
+__data = dict(sampling=dict(strategy='full'))
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)

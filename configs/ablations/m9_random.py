@@ -1,3 +1,7 @@
 # M9 (Table 3): MIR -> Random: 16 random frames.
 _base_ = ['../raicl_cde.py']
-sampling = dict(strategy='random')
+# Train and score on the same instances: the setting goes to the three loaders.
+__data = dict(sampling=dict(strategy='random'))
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)

@@ -17,6 +17,35 @@ from .folds import list_folds, resolve_fold
 from .sources import build_records, get_classes
 
 
+def prepare_synthetic(spec: dict) -> dict:
+    """Generate (or reuse) the embedded synthetic set described by ``spec``.
+
+    Several fold processes may build their datasets at once: an exclusive
+    lock next to the output folder lets one generate while the others wait
+    and then reuse it.
+    """
+    import fcntl
+    import os
+
+    from raicl_mm.synthetic import SyntheticConfig, generate
+    spec = dict(spec)
+    out = spec.pop('out', None)
+    if not out:
+        raise ValueError('dataset.synthetic needs out=<folder>')
+    try:
+        cfg = SyntheticConfig(**spec)
+    except TypeError as err:
+        raise ValueError(f'dataset.synthetic: {err}') from None
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    with open(os.path.abspath(out).rstrip('/') + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return generate(out, cfg)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @DATASETS.register_module()
 class MicroExpressionFlowDataset(BaseActionDataset):
     SPLITS = ('train', 'test', 'all', 'inner_train', 'inner_val')
@@ -38,7 +67,8 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         sampling: ``SamplingConfig`` kwargs (strategy, num_instances...).
         flow_cache: Folder of the flow cache.
         exclude_file: Optional file of sample ids to leave out.
-        fold: LOSO test subject (index, fold key or subject id); None = no
+        fold: LOSO test subject (index, fold key or subject id), or a list
+            of them for a subject-group fold (k folds by subject); None = no
             split.
         split: ``'train'`` (all subjects but the fold's), ``'test'`` (the
             fold's subject), ``'all'``, or, for checkpoint selection without
@@ -48,6 +78,10 @@ class MicroExpressionFlowDataset(BaseActionDataset):
             subjects to hold out for the inner validation split (chosen with
             a seeded shuffle of the training subjects).
         flow_workers: Processes used to fill the cache (None = all cores).
+        synthetic: ``dict(out=..., **SyntheticConfig fields)``: generate the
+            embedded synthetic set there first (reused when complete and
+            made with the same parameters; one process generates, the others
+            wait on a lock), so every runner works on a fresh clone.
     """
 
     def __init__(self, protocol: str, data_roots: dict, ann_files: dict,
@@ -57,12 +91,15 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                  exclude_file: Optional[str] = None,
                  fold: Union[int, str, None] = None, split: str = 'all',
                  flow_workers: Optional[int] = None,
-                 inner_val: Optional[dict] = None, **kwargs):
+                 inner_val: Optional[dict] = None,
+                 synthetic: Optional[dict] = None, **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'split must be one of {self.SPLITS}, got {split!r}')
         if split != 'all' and fold is None:
             raise ValueError(f'split={split!r} needs a fold (the LOSO test '
                              'subject): pass --fold to the tool or set fold')
+        if synthetic:
+            prepare_synthetic(synthetic)
         self.protocol = protocol
         self.data_roots = dict(data_roots or {})
         self.ann_files = dict(ann_files or {})
@@ -90,14 +127,18 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         self.folds = list_folds(records)
         self.fold_key = None
         if self.fold is not None:
-            self.fold_key = resolve_fold(self.fold, self.folds)
+            if isinstance(self.fold, (list, tuple)):
+                self.fold_key = [resolve_fold(f, self.folds) for f in self.fold]
+            else:
+                self.fold_key = resolve_fold(self.fold, self.folds)
+            tested = set(self.fold_keys)
             if self.split == 'train':
-                records = [r for r in records if r.fold_subject != self.fold_key]
+                records = [r for r in records if r.fold_subject not in tested]
             elif self.split == 'test':
-                records = [r for r in records if r.fold_subject == self.fold_key]
+                records = [r for r in records if r.fold_subject in tested]
             elif self.split in ('inner_train', 'inner_val'):
                 held = self.inner_val_subjects()
-                records = [r for r in records if r.fold_subject != self.fold_key
+                records = [r for r in records if r.fold_subject not in tested
                            and (r.fold_subject in held) == (self.split == 'inner_val')]
         if not records:
             raise ValueError(f'{self.protocol}: no samples for split '
@@ -121,9 +162,17 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                 frame_numbers=list(item['frame_numbers'])))
         return data_list
 
+    @property
+    def fold_keys(self) -> List[str]:
+        """The test subjects of the fold (one for LOSO)."""
+        if self.fold_key is None:
+            return []
+        return ([self.fold_key] if isinstance(self.fold_key, str)
+                else list(self.fold_key))
+
     def inner_val_subjects(self) -> List[str]:
         """Training subjects held out for inner validation (never the test one)."""
-        train = [f for f in self.folds if f != self.fold_key]
+        train = [f for f in self.folds if f not in self.fold_keys]
         k = int(self.inner_val['num_subjects'])
         if not 0 < k < len(train):
             raise ValueError(f'inner_val.num_subjects={k}: must be between 1 and '

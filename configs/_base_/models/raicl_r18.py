@@ -1,11 +1,10 @@
 # Ra-ICL with a randomly initialised ResNet18 (paper Sec. 4.1).
-num_classes = 3
 model = dict(
     type='RaICLRecognizer',
     # Any registered 2D backbone whose last output is a feature map works.
     backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(3, ),
                   norm_cfg=dict(type='BN', requires_grad=True)),
-    num_classes=num_classes,
+    num_classes=3,
     cls_loss_weight=0.5,                                  # lambda_1
     cam_head=dict(type='CAMConsistencyHead', loss_weight=0.5,  # lambda_2
                   distance='squared'),
