@@ -103,8 +103,8 @@ DATA_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file', 'sampling',
 
 
 def data_settings(cfg) -> Dict:
-    """The data settings of a config: top-level keys (older configs) or
-    ``train_dataloader.dataset``.
+    """The data settings of a config: top-level keys (older configs) or the
+    Ra-ICL dataset dict of its loaders (:func:`raicl_mm.engine.config.data_settings`).
 
     Returns:
         A plain dict of :data:`DATA_KEYS` (absent keys left out); empty when
@@ -114,7 +114,12 @@ def data_settings(cfg) -> Dict:
     if cfg.get('protocol') is not None:
         source = cfg
     else:
-        source = (cfg.get('train_dataloader') or {}).get('dataset') or {}
+        from raicl_mm.engine.config import ConfigError
+        from raicl_mm.engine.config import data_settings as dataset_dict
+        try:
+            source = dataset_dict(cfg)
+        except ConfigError:
+            source = {}
     return {k: plain(source.get(k)) for k in DATA_KEYS if source.get(k) is not None}
 
 
