@@ -35,19 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 # ------------------------------------------------------------------ helpers
 @pytest.fixture(autouse=True)
 def builtins_untouched():
-    """Fail (and repair) if a test's load changed anything in ``builtins``."""
+    """Fail (and repair) if a test changed anything in ``builtins``."""
     before = dict(vars(builtins))
     yield
-    after = vars(builtins)
-    changed = sorted(k for k in set(before) | set(after)
-                     if k not in before or k not in after
-                     or after[k] is not before[k])
-    if changed:
-        for k in changed:
-            if k in before:
-                setattr(builtins, k, before[k])
-            else:
-                delattr(builtins, k)
+    changed = _restore_builtins(before)
     assert builtins.type is type
     assert not changed, f'builtins changed: {changed}'
 
@@ -160,10 +151,36 @@ class UnboundToFile:
         return (np.ndarray.tofile, (np.zeros(1), self.marker))
 
 
+def _restore_builtins(before: dict) -> list:
+    """Put ``builtins`` back as ``before``; return the names that differed."""
+    after = vars(builtins)
+    changed = sorted(k for k in set(before) | set(after)
+                     if k not in before or k not in after
+                     or after[k] is not before[k])
+    for k in changed:
+        if k in before:
+            setattr(builtins, k, before[k])
+        else:
+            delattr(builtins, k)
+    return changed
+
+
 def _refused(path, *names):
-    with pytest.raises(compat.UntrustedCheckpointError) as err:
+    """Load ``path``: it must be refused in one line naming the file, the
+    opt-in and ``names``, and leave ``builtins`` as it was. The builtins are
+    repaired right after the load, before anything else runs, so that a
+    gadget that did work fails this test instead of breaking pytest."""
+    before = dict(vars(builtins))
+    try:
         compat.load_checkpoint_file(str(path))
-    msg = str(err.value)
+        err = None
+    except Exception as e:  # noqa: BLE001 - checked below
+        err = e
+    finally:
+        changed = _restore_builtins(before)
+    assert not changed, f'the load changed builtins: {changed}'
+    assert isinstance(err, compat.UntrustedCheckpointError), repr(err)
+    msg = str(err)
     assert '\n' not in msg and str(path) in msg
     assert '--trust-checkpoint' in msg and compat.TRUST_ENV in msg
     for name in names:
