@@ -356,7 +356,9 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
                    titles: Sequence[str],
                    frame_numbers: Optional[Sequence[int]] = None,
                    header: Optional[str] = None, tile: int = 96,
-                   alpha: float = 0.5, magnitude: bool = True) -> np.ndarray:
+                   alpha: float = 0.5, magnitude: bool = True,
+                   frames: Optional[np.ndarray] = None,
+                   outline: Optional[np.ndarray] = None) -> np.ndarray:
     """The Fig. 5 layout: instances in a row, heat maps under them.
 
     Row 1 shows the flow colour map (:func:`flow_to_colour` of ``[u, v]``;
@@ -377,6 +379,12 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
         tile: Side of each tile in pixels (instances are resized to it).
         alpha: Heat weight of the overlays.
         magnitude: See above.
+        frames: ``(N, H, W)`` grey (or ``(N, H, W, 3)`` BGR) aligned face
+            frames of the instances: a ``frame`` row shows them and the heat
+            maps are laid over them (so a person sees where on the face the
+            model looked); None = over the grey of the flow colour map.
+        outline: ``(H, W)`` mask (e.g. the synthetic set's ground-truth
+            motion region) whose outline is drawn on every heat tile.
 
     Returns:
         ``(H_img, W_img, 3)`` uint8 BGR image.
@@ -397,13 +405,22 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
     tw = max(1, int(round(tile * w0 / h0)))
     label_w, gap, col_title_h = 136, 4, 20
     header_h = 26 if header else 0
-    rows = 1 + len(heats)
-    height = header_h + col_title_h + rows * (th + gap) + gap
     width = label_w + n * (tw + gap) + gap
+    if frames is not None and len(frames) != n:
+        raise ValueError(f'{len(frames)} frames for {n} instances')
+    row_names = (['frame'] if frames is not None else []) + ['flow'] + \
+        list(heats)
+    rows = len(row_names)
+    height = header_h + col_title_h + rows * (th + gap) + gap
     canvas = np.full((height, width, 3), 255, np.uint8)
     if header:
         _text(canvas, _fit(header, width - 8, 0.5), (6, 18), scale=0.5)
-    row_names = ['flow'] + list(heats)
+    edge = None
+    if outline is not None:
+        m = (np.asarray(outline) != 0).astype(np.uint8)
+        m = cv2.resize(m, (tw, th), interpolation=cv2.INTER_NEAREST)
+        edge = cv2.morphologyEx(m, cv2.MORPH_GRADIENT,
+                                np.ones((3, 3), np.uint8)) > 0
     for r, name in enumerate(row_names):
         y = header_h + col_title_h + r * (th + gap) + gap
         _text(canvas, _fit(name, label_w - 8, 0.45), (6, y + th // 2 + 5))
@@ -413,11 +430,22 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
               (x + 2, header_h + col_title_h - 6), scale=0.4)
         flow_img = flow_to_colour(inst[i, ..., :2], magnitude=magnitude)
         flow_img = cv2.resize(flow_img, (tw, th), interpolation=cv2.INTER_NEAREST)
-        y = header_h + col_title_h + gap
+        first = 0
+        if frames is not None:
+            base = cv2.resize(_to_bgr(frames[i]), (tw, th),
+                              interpolation=cv2.INTER_AREA)
+            y = header_h + col_title_h + gap
+            canvas[y:y + th, x:x + tw] = base
+            first = 1
+        else:
+            base = cv2.cvtColor(cv2.cvtColor(flow_img, cv2.COLOR_BGR2GRAY),
+                                cv2.COLOR_GRAY2BGR)
+        y = header_h + col_title_h + first * (th + gap) + gap
         canvas[y:y + th, x:x + tw] = flow_img
-        grey = cv2.cvtColor(cv2.cvtColor(flow_img, cv2.COLOR_BGR2GRAY),
-                            cv2.COLOR_GRAY2BGR)
-        for r, name in enumerate(heats, start=1):
+        for r, name in enumerate(heats, start=first + 1):
             y = header_h + col_title_h + r * (th + gap) + gap
-            canvas[y:y + th, x:x + tw] = overlay(heats[name][i], grey, alpha)
+            tile_img = overlay(heats[name][i], base, alpha)
+            if edge is not None:
+                tile_img[edge] = (255, 255, 255)
+            canvas[y:y + th, x:x + tw] = tile_img
     return canvas

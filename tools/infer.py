@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Run a trained Ra-ICL model on your own clips (no apex needed).
+
+Each INPUT is a folder of frames, a video file (mp4 / avi / mov) or several
+of them; each gives ``OUT_DIR/<name>.json`` (label, scores as class ->
+probability, face_box [x1, y1, x2, y2] in input pixels, instances, frames
+used, time per stage) and, with ``--show-cam``, ``OUT_DIR/<name>_cam.png``
+(per instance: the aligned frame, its flow colour map, the CAM of the
+predicted class over the aligned face).
+
+Example::
+
+    python tools/infer.py configs/raicl_cde.py work_dirs/cde/epoch_100.pth \\
+        my_clip.mp4 --face-crop landmarks --show-cam --out-dir work_dirs/infer
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description='Ra-ICL prediction for frame folders / videos')
+    p.add_argument('config', help='config file path')
+    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('inputs', nargs='+', metavar='INPUT',
+                   help='frame folder or video file')
+    p.add_argument('--onset', type=int, help='0-based onset frame index '
+                   '(default: the first frame)')
+    p.add_argument('--offset', type=int, help='0-based offset frame index '
+                   '(default: the last frame)')
+    p.add_argument('--mode', choices=('middle', 'ensemble'),
+                   help="middle instance (paper) or mean over all instances; "
+                   "default: the config's test pipeline")
+    p.add_argument('--face-crop', choices=('none', 'box', 'landmarks',
+                                           'haar'),
+                   help="face crop (default: the config's flow_cfg)")
+    p.add_argument('--fps', type=float, help='frame rate of frame folders '
+                   '(videos carry their own)')
+    p.add_argument('--target-fps', type=float, help='resample every clip to '
+                   'this rate before sampling (e.g. the training data\'s)')
+    p.add_argument('--device', help='cpu, cuda, cuda:1 (default: CUDA when '
+                   'available)')
+    p.add_argument('--out-dir', default='work_dirs/infer',
+                   help='where the JSON files (and pictures) go')
+    p.add_argument('--show-cam', action='store_true',
+                   help='also write a CAM picture per input')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='allow a full (unsafe) unpickling of the checkpoint')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings')
+    return p.parse_args(argv)
+
+
+def _stem(path: str) -> str:
+    base = osp.basename(osp.normpath(path))
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', base) or 'input'
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
+                               suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def run(args) -> int:
+    import cv2
+    from mmengine.utils import ProgressBar
+
+    from raicl_mm.apis import RaICLInferencer
+
+    kwargs = {}
+    if args.face_crop is not None:
+        kwargs['face_crop'] = None if args.face_crop == 'none' \
+            else args.face_crop
+    infer = RaICLInferencer(args.config, args.checkpoint, device=args.device,
+                            cfg_options=args.cfg_options, mode=args.mode,
+                            target_fps=args.target_fps,
+                            trust_checkpoint=args.trust_checkpoint, **kwargs)
+    stems = {}
+    bar = ProgressBar(len(args.inputs), file=sys.stderr) \
+        if len(args.inputs) > 1 else None
+    written = []
+    for path in args.inputs:
+        res = infer(path, onset=args.onset, offset=args.offset, fps=args.fps)
+        stem = _stem(path)
+        stems[stem] = stems.get(stem, 0) + 1
+        if stems[stem] > 1:
+            stem = f'{stem}_{stems[stem]}'
+        out = res.to_dict()
+        out.update(config=args.config, checkpoint=args.checkpoint,
+                   model_load_s=infer.load_time)
+        if args.show_cam:
+            pic = osp.join(args.out_dir, f'{stem}_cam.png')
+            ok, buf = cv2.imencode('.png', infer.cam_picture(res))
+            if not ok:
+                raise RuntimeError(f'PNG encoding failed for {pic}')
+            _atomic_write(pic, buf.tobytes())
+            out['picture'] = pic
+        js = osp.join(args.out_dir, f'{stem}.json')
+        _atomic_write(js, (json.dumps(out, indent=1) + '\n').encode())
+        written.append(dict(input=path, json=js, label=res.label,
+                            score=res.scores[res.label]))
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        sys.stderr.write('\n')
+    for w in written:
+        print(json.dumps(w))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import raicl_mm  # noqa: F401  (applies the stack fixes first)
+    from raicl_mm.apis import InferenceError
+    from raicl_mm.compat import CheckpointError
+    try:
+        return run(args)
+    except (InferenceError, CheckpointError, FileNotFoundError) as err:
+        print(f'error: {str(err).splitlines()[0]}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
