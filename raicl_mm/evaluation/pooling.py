@@ -7,7 +7,9 @@ of per-fold scores (a fold is one subject and usually lacks some classes).
 Work-dir layout read here::
 
     WORK_DIR/loso_plan.json              {"folds": [subject keys in order],
-                                          "classes": [...], "config": str, ...}
+                                          "classes": [...], "config": str,
+                                          "fold_samples": {fold: [sample
+                                          ids]}, "failed_samples": [...], ...}
     WORK_DIR/fold_<subject>/predictions.json
                                          {"classes": [...], "predictions":
                                           [{"sample_id", "dataset", "subject",
@@ -94,6 +96,15 @@ def load_fold_predictions(
         raise ValueError(f'{plan_path}: expected "folds" (list) and "classes"')
     if len(set(plan['folds'])) != len(plan['folds']):
         raise ValueError(f'{plan_path}: duplicate fold names')
+    fs = plan.get('fold_samples')
+    if fs is not None and (not isinstance(fs, dict) or not all(
+            isinstance(fs.get(f), list) for f in plan['folds'])):
+        raise ValueError(f'{plan_path}: "fold_samples" must hold a list of '
+                         f'sample ids for every fold')
+    if not isinstance(plan.get('failed_samples', []), list) or not all(
+            isinstance(f, dict) for f in plan.get('failed_samples', [])):
+        raise ValueError(f'{plan_path}: "failed_samples" must be a list of '
+                         f'objects')
     classes = [str(c) for c in plan['classes']]
     folds: Dict[str, Dict[str, Any]] = {}
     seen: Dict[str, str] = {}
@@ -124,6 +135,62 @@ def missing_folds(plan: Dict[str, Any], folds: Dict[str, Any]) -> List[str]:
         List of fold names.
     """
     return [f for f in plan['folds'] if f not in folds]
+
+
+def sample_accounting(plan: Dict[str, Any],
+                      folds: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Samples planned vs scored, per fold: nothing may vanish unnoticed.
+
+    Args:
+        plan: The LOSO plan; ``fold_samples`` lists the sample ids of every
+            fold's test subject and ``failed_samples`` the clips whose flow
+            extraction failed (``sample_id``, ``fold``, ``error``).
+        folds: Loaded predictions keyed by fold.
+
+    Returns:
+        ``planned`` (None when the plan records no samples: an older plan),
+        ``scored``, ``missing`` (``[{'fold', 'sample_id', 'why'}]`` in plan
+        order), ``unexpected`` (scored but not planned) and ``per_fold``
+        (fold -> ``planned``, ``scored``, ``missing``).
+    """
+    fold_samples = plan.get('fold_samples')
+    failed = {str(f.get('sample_id')): str(f.get('error', ''))
+              for f in plan.get('failed_samples') or []}
+    per_fold: Dict[str, Any] = {}
+    missing: List[Dict[str, str]] = []
+    unexpected: List[Dict[str, str]] = []
+    scored_total = 0
+    for fold in plan['folds']:
+        scored = [str(p['sample_id'])
+                  for p in folds.get(fold, {}).get('predictions', [])]
+        scored_total += len(scored)
+        if fold_samples is None:
+            per_fold[fold] = dict(planned=None, scored=len(scored),
+                                  missing=None)
+            continue
+        planned = [str(s) for s in fold_samples.get(fold, [])]
+        got = set(scored)
+        lost = []
+        for sid in planned:
+            if sid in got:
+                continue
+            if sid in failed:
+                why = f'flow extraction failed: {failed[sid]}'
+            elif fold not in folds:
+                why = 'fold not finished'
+            else:
+                why = f'not in fold_{fold}/{PREDICTIONS_FILE}'
+            lost.append(dict(fold=fold, sample_id=sid, why=why))
+        known = set(planned)
+        unexpected += [dict(fold=fold, sample_id=s) for s in scored
+                       if s not in known]
+        missing += lost
+        per_fold[fold] = dict(planned=len(planned), scored=len(scored),
+                              missing=len(lost))
+    planned_total = (None if fold_samples is None else
+                     sum(len(v) for v in fold_samples.values()))
+    return dict(planned=planned_total, scored=scored_total, missing=missing,
+                unexpected=unexpected, per_fold=per_fold)
 
 
 def _section(rows: List[Dict[str, Any]], classes: List[str],
@@ -170,7 +237,8 @@ def pooled_report(plan: Dict[str, Any],
 
     Returns:
         Dict with ``classes``, ``config``, ``num_folds_planned``,
-        ``missing_folds``, ``overall`` and ``datasets`` (source dataset ->
+        ``missing_folds``, ``samples`` (:func:`sample_accounting`),
+        ``overall`` and ``datasets`` (source dataset ->
         section). A section holds ``UF1``, ``UAR``, ``accuracy`` (fractions),
         ``num_folds``, ``num_samples``, ``per_class`` (name -> precision,
         recall, f1, support) and ``confusion_matrix`` (list of rows, ground
@@ -192,6 +260,7 @@ def pooled_report(plan: Dict[str, Any],
         'config': plan.get('config'),
         'num_folds_planned': len(plan['folds']),
         'missing_folds': missing_folds(plan, folds),
+        'samples': sample_accounting(plan, folds),
         'overall': _section(rows, classes, len(folds)),
         'datasets': datasets,
     }
