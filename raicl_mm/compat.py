@@ -302,7 +302,10 @@ def _corrupt(filename: str, err: BaseException) -> CorruptCheckpointError:
     text = re.sub(r'^\s*\[enforce fail at [^\]]*\] \.? ?', '', text)
     text = text.replace('PytorchStreamReader failed reading zip archive: ', '')
     text = re.split(r'(?<=[a-z0-9)])\. ', text.strip())[0].rstrip('.')
-    detail = f'{type(err).__name__}: {text}' if text else type(err).__name__
+    kind = type(err).__name__
+    if type(err).__module__ not in ('builtins', '_pickle', 'pickle'):
+        kind = f'{type(err).__module__}.{kind}'  # struct.error, ...
+    detail = f'{kind}: {text}' if text else kind
     return CorruptCheckpointError(
         f'checkpoint {filename} is not a readable PyTorch checkpoint '
         f'({detail[:160]}); it is truncated, damaged or another kind of file')
@@ -414,7 +417,8 @@ def _with_others(filename: str, what: str) -> str:
     except Exception:  # noqa: BLE001 - legacy format or damaged: first only
         return what
     allowed = _allowed_names()
-    others = sorted(g for g in found if g not in allowed and g != what)
+    others = sorted(g for g in found if g not in allowed
+                    and not re.search(rf'(^|\W){re.escape(g)}(\W|$)', what))
     return ', '.join([what] + others[:5]) + (
         f' (+{len(others) - 5} more)' if len(others) > 5 else '')
 

@@ -131,9 +131,28 @@ def test_getattr_allowlist_does_not_run_code(tmp_path):
     target = tmp_path / 'pwned.bin'
     path = tmp_path / 'evil.pth'
     torch.save({'x': _WritesAFile(str(target))}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(pickle.UnpicklingError, match=r"getattr\(a numpy"):
         compat.load_checkpoint_file(str(path))
     assert not target.exists()
+
+
+def test_no_builtin_is_allow_listed_as_itself():
+    """``builtins.getattr``/``bytes`` resolve to stand-ins, and nothing else
+    from builtins (modules, __dict__, eval, ...) is reachable by name; the
+    full hostile suite is tests/test_checkpoint_security.py."""
+    import builtins
+    allowed = compat.checkpoint_safe_globals()
+    real = [g for g in allowed if not isinstance(g, tuple)]
+    assert not [g for g in real if getattr(g, '__module__', '') == 'builtins'
+                or any(g is v for v in vars(builtins).values())]
+    mapped = {name: g for g, name in (t for t in allowed
+                                      if isinstance(t, tuple))}
+    assert mapped['builtins.getattr'] is not getattr
+    assert mapped['builtins.bytes'] is not bytes and mapped['builtins.bytes']() == b''
+    from mmengine.logging.history_buffer import HistoryBuffer
+    assert mapped['builtins.getattr'](HistoryBuffer, 'min') is HistoryBuffer.min
+    with pytest.raises(pickle.UnpicklingError):
+        mapped['builtins.getattr'](getattr, '__self__')
 
 
 def test_missing_checkpoint_is_named(tmp_path):
