@@ -169,6 +169,11 @@ class SyntheticConfig:
         head_rotation_deg: Largest in-plane head rotation within a clip.
         jpeg_quality_range: ``(low, high)`` JPEG quality drawn per clip; None
             = ``jpeg_quality`` for every clip.
+        shuffle_labels: The label-shuffled control: when set (a seed), the
+            sheet's emotion and action units are a random permutation of the
+            true ones over the whole set (class counts kept); the frames and
+            masks are those of the unshuffled set and the manifest keeps the
+            truth (``emotion``) beside ``sheet_emotion``. None = true labels.
     """
 
     num_subjects: int = 8
@@ -203,6 +208,7 @@ class SyntheticConfig:
     illumination_std: float = 0.0
     head_rotation_deg: float = 0.0
     jpeg_quality_range: Optional[Tuple[int, int]] = None
+    shuffle_labels: Optional[int] = None
 
     def validate(self) -> 'SyntheticConfig':
         """Check every option; raise ``ValueError`` naming the bad one."""
@@ -831,6 +837,11 @@ def plan(cfg: SyntheticConfig) -> Tuple[List[SubjectFace], List[Dict[str, Any]]]
                 clip['mask_primary'] = f'{stem}_primary.png'
                 clip['mask_secondary'] = f'{stem}_secondary.png'
             clips.append(clip)
+    if cfg.shuffle_labels is not None:
+        order = np.random.default_rng([cfg.seed, 8, int(cfg.shuffle_labels)]
+                                      ).permutation(len(clips))
+        for clip, j in zip(clips, order):
+            clip['sheet_emotion'] = clips[j]['emotion']
     return faces, clips
 
 
@@ -1105,10 +1116,11 @@ def write_sheet(path: Path, clips: Sequence[Dict[str, Any]]) -> None:
     ws.title = 'Sheet1'
     ws.append(list(SHEET_HEADER))
     for clip in sorted(clips, key=lambda c: (c['subject'], c['filename'])):
-        aus = clip['action_units']
+        emotion = clip.get('sheet_emotion', clip['emotion'])
+        aus = SYNTHETIC_CLASSES[emotion]['action_units']
         ws.append([clip['subject'], clip['filename'], None, clip['onset'],
                    clip['apex'], clip['offset'], None,
-                   int(aus) if aus.isdigit() else aus, clip['emotion']])
+                   int(aus) if aus.isdigit() else aus, emotion])
         ws.cell(row=ws.max_row, column=1).number_format = '@'
     tmp = _atomic_path(path)
     try:

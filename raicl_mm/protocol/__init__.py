@@ -1,0 +1,1 @@
+"""Protocols: how models are trained and scored across subjects (LOSO, k folds by subject, ablations)."""

@@ -1,0 +1,551 @@
+"""The ablation runner: methods x seeds on k subject-wise folds, resumable.
+
+One *run* is a method (a config plus ``--cfg-options``) and a seed, trained
+and scored on ``k`` folds by subject: the subjects are split once into ``k``
+groups (a fixed, seeded split shared by every method and seed, so that the
+methods are compared on the same folds); each group is scored by a model
+trained on all the other subjects, with ``tools/train.py CONFIG --fold
+KEY1,KEY2,...``. Predictions are pooled over the folds (every clip is scored
+once) into UF1, UAR and accuracy.
+
+A run's record also holds, for every loss term, its mean over the first and
+over the last epoch (read from mmengine's ``vis_data/scalars.json``), the
+MRD assignment statistics, and the attention measurements of
+:mod:`raicl_mm.protocol.attention` on the ground truth. Records are written
+to one JSON file after every run; a run whose record is there (same method,
+seed, config, options and folds) is skipped, and a fold whose
+``predictions.json`` exists is not trained again.
+
+The report (:func:`markdown_table`) gives mean +- std over seeds and a paired
+bootstrap 95 % interval of the UF1 difference between a reference method and
+each other (clips resampled with replacement, the same resample for both
+methods and every seed; the UF1 of each method is its mean over the seeds).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+RESULTS_VERSION = 1
+
+
+@dataclass
+class Method:
+    """One row of the ablation: a name, a config and its overrides."""
+
+    name: str
+    config: str
+    cfg_options: List[str] = field(default_factory=list)
+
+
+#: Table 3's rows on the benchmark, plus the label-shuffled control.
+DEFAULT_METHODS = [
+    Method('M1', 'configs/benchmark/m1_apexstar_cls.py'),
+    Method('M2', 'configs/benchmark/m2_mir_cls.py'),
+    Method('M4', 'configs/benchmark/m4_mir_mrd.py'),
+    Method('M5', 'configs/benchmark/m5_mir_irc.py'),
+    Method('M6', 'configs/benchmark/m6_ours.py'),
+    Method('shuffled', 'configs/benchmark/control_shuffled.py'),
+]
+
+
+class AblationError(ValueError):
+    """Bad input to the runner (the message names the file, key or option)."""
+
+
+# ----------------------------------------------------------------- folds
+def _load_cfg(config: str, cfg_options: Sequence[str] = ()) -> Dict:
+    """A config (with ``key=value`` overrides, as ``--cfg-options``) as a dict."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    if not osp.isfile(config):
+        raise AblationError(f'config {config!r} not found')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(
+            ['--cfg-options', *cfg_options]).cfg_options)
+    return cfg.to_dict()
+
+
+def _config_dataset(config: str, cfg_options: Sequence[str] = ()) -> Dict:
+    return _load_cfg(config, cfg_options)['train_dataloader']['dataset']
+
+
+def config_subjects(config: str, cfg_options: Sequence[str] = ()) -> List[str]:
+    """The fold keys (subjects) of a config's data, preparing synthetic data."""
+    from raicl_mm.datasets.folds import list_folds
+    from raicl_mm.datasets.sources import build_records
+    ds = _config_dataset(config, cfg_options)
+    if ds.get('synthetic'):
+        from raicl_mm.synthetic.generator import generate
+        from raicl_mm.synthetic.presets import build_config
+        spec = dict(ds['synthetic'])
+        generate(spec['out'], build_config(spec))
+    report = build_records(ds['protocol'], dict(ds['data_roots']),
+                           dict(ds['ann_files']),
+                           exclude_file=ds.get('exclude_file'))
+    return list_folds(report.records)
+
+
+def subject_folds(subjects: Sequence[str], k: int, seed: int = 0
+                  ) -> List[List[str]]:
+    """Split subjects into ``k`` groups: a seeded permutation dealt round robin.
+
+    Raises:
+        AblationError: ``k`` outside ``[2, number of subjects]``.
+    """
+    subjects = sorted(subjects)
+    if not 2 <= int(k) <= len(subjects):
+        raise AblationError(f'--folds {k}: needs 2 <= k <= {len(subjects)} '
+                            'subjects')
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    groups: List[List[str]] = [[] for _ in range(int(k))]
+    for i, j in enumerate(order):
+        groups[i % int(k)].append(subjects[j])
+    return [sorted(g) for g in groups]
+
+
+# ------------------------------------------------------------ log reading
+def _scalars_files(work_dir: str) -> List[str]:
+    found = []
+    for root, _, files in os.walk(work_dir):
+        if 'scalars.json' in files and osp.basename(root) == 'vis_data':
+            found.append(osp.join(root, 'scalars.json'))
+    return sorted(found)
+
+
+def epoch_loss_means(work_dir: str) -> Dict[str, Dict[str, float]]:
+    """Mean of every logged training scalar over the first and last epoch.
+
+    Reads the newest ``vis_data/scalars.json`` under ``work_dir`` (one JSON
+    object a line, as mmengine's LocalVisBackend writes it); lines that are
+    not training iterations (no ``epoch`` key) are ignored. A line that is
+    not JSON is an error naming the file and line.
+
+    Returns:
+        ``{term: {'first_epoch': mean, 'last_epoch': mean}}`` for every key
+        that starts with ``loss`` or ``mrd_`` (the MRD assignment stats).
+    """
+    files = _scalars_files(work_dir)
+    if not files:
+        return {}
+    path = max(files, key=osp.getmtime)
+    rows = []
+    with open(path, encoding='utf-8') as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise AblationError(f'{path}: line {n} is not JSON') from None
+            if isinstance(row, dict) and isinstance(row.get('epoch'), int):
+                rows.append(row)
+    if not rows:
+        return {}
+    epochs = sorted({r['epoch'] for r in rows})
+    out: Dict[str, Dict[str, float]] = {}
+    keys = sorted({k for r in rows for k in r
+                   if k.startswith('loss') or k.startswith('mrd_')})
+    for key in keys:
+        firsts = [r[key] for r in rows if r['epoch'] == epochs[0] and key in r]
+        lasts = [r[key] for r in rows if r['epoch'] == epochs[-1] and key in r]
+        if firsts and lasts:
+            out[key] = {'first_epoch': float(np.mean(firsts)),
+                        'last_epoch': float(np.mean(lasts))}
+    return out
+
+
+def read_predictions(path: str, classes: Optional[Sequence[str]] = None
+                     ) -> Tuple[List[str], List[Dict[str, Any]]]:
+    """``(classes, predictions)`` of a fold's ``predictions.json``, checked."""
+    try:
+        with open(path, encoding='utf-8') as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise AblationError(f'{path}: not valid JSON ({err})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('predictions'), list) \
+            or not isinstance(data.get('classes'), list):
+        raise AblationError(f'{path}: expected "classes" and "predictions" lists')
+    if classes is not None and list(data['classes']) != list(classes):
+        raise AblationError(f'{path}: classes {data["classes"]} differ from '
+                            f'{list(classes)}')
+    n = len(data['classes'])
+    for i, p in enumerate(data['predictions']):
+        if not isinstance(p, dict) or not isinstance(p.get('sample_id'), str):
+            raise AblationError(f'{path}: prediction #{i} has no sample_id')
+        for key in ('gt', 'pred'):
+            v = p.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+                raise AblationError(f'{path}: prediction #{i} '
+                                    f'({p["sample_id"]}) has {key}={v!r}')
+    return list(data['classes']), data['predictions']
+
+
+# -------------------------------------------------------------- metrics
+def scores(gt: Sequence[int], pred: Sequence[int], num_classes: int
+           ) -> Dict[str, float]:
+    """UF1, UAR (percent) and accuracy (percent) of pooled predictions."""
+    from raicl_mm.evaluation.metrics import confusion_matrix, uf1_uar
+    cm = confusion_matrix(list(gt), list(pred), num_classes)
+    out = {k: float(v) for k, v in uf1_uar(cm).items()}
+    out['accuracy'] = float(100.0 * np.trace(cm) / max(cm.sum(), 1))
+    return out
+
+
+def _uf1_fast(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
+    """UF1 in percent (mean over classes of 2TP / (2TP + FP + FN)); a class
+    absent from both gt and pred is left out, as in ``uf1_uar``."""
+    f1 = []
+    for c in range(num_classes):
+        tp = np.sum((gt == c) & (pred == c))
+        denom = np.sum(gt == c) + np.sum(pred == c)
+        if denom:
+            f1.append(2.0 * tp / denom)
+    return 100.0 * float(np.mean(f1)) if f1 else 0.0
+
+
+def paired_bootstrap(ref: Sequence[Dict[str, Any]], other: Sequence[Dict[str, Any]],
+                     num_classes: int, n_boot: int = 2000, seed: int = 0
+                     ) -> Dict[str, float]:
+    """Paired bootstrap of UF1(ref) - UF1(other) over clips.
+
+    Args:
+        ref, other: Run records (one per seed) of two methods, each with
+            ``predictions`` ``[[sample_id, gt, pred], ...]`` on the same clips.
+        num_classes: L.
+        n_boot: Resamples.
+        seed: Seed of the resampling.
+
+    Returns:
+        ``diff`` (observed difference of the seed-mean UF1), ``low`` and
+        ``high`` (2.5 and 97.5 percentiles), ``n_boot`` and ``clips``.
+
+    Raises:
+        AblationError: The two methods' runs were scored on different clips.
+    """
+    def table(runs):
+        ids = sorted(runs[0]['predictions'], key=lambda p: p[0])
+        order = [p[0] for p in ids]
+        gts = np.array([p[1] for p in ids])
+        preds = []
+        for r in runs:
+            m = {p[0]: p[2] for p in r['predictions']}
+            if sorted(m) != order:
+                raise AblationError(f'{r["method"]} seed {r["seed"]}: scored '
+                                    'clips differ from its other seeds')
+            preds.append(np.array([m[i] for i in order]))
+        return order, gts, preds
+
+    ids_a, gt_a, pa = table(list(ref))
+    ids_b, gt_b, pb = table(list(other))
+    if ids_a != ids_b or not np.array_equal(gt_a, gt_b):
+        raise AblationError(f'{ref[0]["method"]} and {other[0]["method"]} were '
+                            'scored on different clips or labels; a paired '
+                            'bootstrap needs the same clips')
+
+    def diff(idx):
+        g = gt_a[idx]
+        a = np.mean([_uf1_fast(g, p[idx], num_classes) for p in pa])
+        b = np.mean([_uf1_fast(g, p[idx], num_classes) for p in pb])
+        return a - b
+
+    n = len(gt_a)
+    rng = np.random.default_rng(seed)
+    boots = np.array([diff(rng.integers(0, n, n)) for _ in range(int(n_boot))])
+    return {'diff': float(diff(np.arange(n))),
+            'low': float(np.percentile(boots, 2.5)),
+            'high': float(np.percentile(boots, 97.5)),
+            'n_boot': int(n_boot), 'clips': int(n)}
+
+
+# ---------------------------------------------------------------- results
+def load_results(path: str) -> Dict[str, Any]:
+    """The results file, or an empty one; a malformed file is an error."""
+    if not osp.isfile(path):
+        return {'version': RESULTS_VERSION, 'runs': []}
+    try:
+        with open(path, encoding='utf-8') as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise AblationError(f'{path}: not valid JSON ({err})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('runs'), list):
+        raise AblationError(f'{path}: expected an object with a "runs" list')
+    for i, r in enumerate(data['runs']):
+        if not isinstance(r, dict) or not {'method', 'seed', 'key'} <= set(r):
+            raise AblationError(f'{path}: run #{i} lacks method/seed/key')
+    return data
+
+
+def _write_json(path: str, data: Any) -> None:
+    from raicl_mm.evaluation.metrics import atomic_write_json
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    atomic_write_json(path, data)
+
+
+def run_key(method: Method, seed: int, folds: Sequence[Sequence[str]],
+            extra_options: Sequence[str]) -> str:
+    """Identity of a run: method, config, options, seed and the folds."""
+    payload = json.dumps([method.name, method.config, list(method.cfg_options),
+                          list(extra_options), int(seed),
+                          [list(f) for f in folds]], sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+
+def device_name() -> str:
+    import torch
+    if torch.cuda.is_available():
+        return f'cuda:{torch.cuda.get_device_name(0)}'
+    return (f'cpu:{platform.processor() or platform.machine()} '
+            f'x{torch.get_num_threads()} threads')
+
+
+def _train_fold(python: str, method: Method, seed: int, fold: Sequence[str],
+                work_dir: str, extra_options: Sequence[str], log_path: str
+                ) -> None:
+    cmd = [python, 'tools/train.py', method.config, '--fold', ','.join(fold),
+           '--work-dir', work_dir]
+    # The configs set `randomness` (mmaction2 keeps it over --seed).
+    cmd += ['--cfg-options', f'randomness.seed={int(seed)}',
+            *method.cfg_options, *extra_options]
+    os.makedirs(work_dir, exist_ok=True)
+    with open(log_path, 'a', encoding='utf-8') as log:
+        log.write(' '.join(cmd) + '\n')
+        log.flush()
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{method.name} seed {seed} fold {",".join(fold)}: '
+                           f'tools/train.py exited {proc.returncode}; see '
+                           f'{log_path}')
+
+
+def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
+                 results_path: str, work_root: str,
+                 extra_options: Sequence[str] = (), fold_seed: int = 0,
+                 attention: bool = True, python: Optional[str] = None,
+                 log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Run (or resume) the grid seeds x methods and write the results file.
+
+    Seeds are the outer loop, so that every method has its first seed before
+    any has its second. After each run the JSON file and its Markdown table
+    (``results_path`` with ``.md``) are rewritten.
+
+    Args:
+        methods: The rows.
+        seeds: Seeds (``randomness.seed`` of each run).
+        k: Folds by subject.
+        results_path: The JSON file of records.
+        work_root: Folder of the runs' work dirs (``METHOD/seed_S/fold_I``).
+        extra_options: ``--cfg-options`` added to every run (e.g. epochs).
+        fold_seed: Seed of the subject split (the same for every run).
+        attention: Measure attention on the ground truth after each fold.
+        python: Interpreter for ``tools/train.py`` (default: this one).
+        log: Progress printer.
+
+    Returns:
+        The results dict (also written to ``results_path``).
+    """
+    python = python or sys.executable
+    results = load_results(results_path)
+    done = {r['key'] for r in results['runs']}
+    subject_cache: Dict[str, List[List[str]]] = {}
+    for seed in seeds:
+        for method in methods:
+            if method.config not in subject_cache:
+                subjects = config_subjects(method.config,
+                                           [*method.cfg_options, *extra_options])
+                subject_cache[method.config] = subject_folds(subjects, k, fold_seed)
+            folds = subject_cache[method.config]
+            key = run_key(method, seed, folds, extra_options)
+            if key in done:
+                log(f'{method.name} seed {seed}: done, skipped')
+                continue
+            run_dir = osp.join(work_root, method.name, f'seed_{seed}')
+            start = time.perf_counter()
+            record = _run(python, method, seed, folds, run_dir, extra_options,
+                          attention, log)
+            record.update(key=key, wall_s=round(time.perf_counter() - start, 1))
+            results['runs'] = [r for r in results['runs'] if r['key'] != key]
+            results['runs'].append(record)
+            results.update(version=RESULTS_VERSION, k_folds=int(k),
+                           fold_seed=int(fold_seed),
+                           extra_options=list(extra_options))
+            _write_json(results_path, results)
+            write_table(results, osp.splitext(results_path)[0] + '.md')
+            log(f'{method.name} seed {seed}: UF1 {record["uf1"]:.2f} '
+                f'UAR {record["uar"]:.2f} ({record["wall_s"]:.0f} s)')
+    write_table(results, osp.splitext(results_path)[0] + '.md')
+    return results
+
+
+def _run(python: str, method: Method, seed: int, folds: List[List[str]],
+         run_dir: str, extra_options: Sequence[str], attention: bool,
+         log: Callable[[str], None]) -> Dict[str, Any]:
+    classes: Optional[List[str]] = None
+    pooled: List[List[Any]] = []
+    per_fold, losses, att = [], [], []
+    train_s = 0.0
+    for i, fold in enumerate(folds):
+        wd = osp.join(run_dir, f'fold_{i}')
+        pred_path = osp.join(wd, 'predictions.json')
+        if not osp.isfile(pred_path):
+            log(f'{method.name} seed {seed}: fold {i + 1}/{len(folds)} '
+                f'({len(fold)} subjects)')
+            t0 = time.perf_counter()
+            _train_fold(python, method, seed, fold, wd, extra_options,
+                        osp.join(run_dir, 'train.log'))
+            train_s += time.perf_counter() - t0
+            if not osp.isfile(pred_path):
+                raise RuntimeError(f'{method.name} seed {seed} fold {i}: '
+                                   f'{pred_path} was not written')
+        classes, preds = read_predictions(pred_path, classes)
+        tested = {p['sample_id'].split('/')[0] + '_' + p['sample_id'].split('/')[1]
+                  for p in preds}
+        if not tested <= set(fold):
+            raise AblationError(f'{pred_path}: predicts subjects '
+                                f'{sorted(tested - set(fold))} outside the fold')
+        gt = [p['gt'] for p in preds]
+        pr = [p['pred'] for p in preds]
+        per_fold.append({'fold': i, 'subjects': list(fold), 'n': len(preds),
+                         'correct': int(sum(g == q for g, q in zip(gt, pr))),
+                         **{k: round(v, 2) for k, v in
+                            scores(gt, pr, len(classes)).items()}})
+        pooled += [[p['sample_id'], p['gt'], p['pred']] for p in preds]
+        losses.append(epoch_loss_means(wd))
+        if attention:
+            from .attention import measure_fold
+            att.append(measure_fold(method.config,
+                                    [*method.cfg_options, *extra_options],
+                                    fold, wd))
+    ids = [p[0] for p in pooled]
+    if len(set(ids)) != len(ids):
+        raise AblationError(f'{method.name} seed {seed}: a clip is scored in '
+                            'two folds')
+    s = scores([p[1] for p in pooled], [p[2] for p in pooled], len(classes))
+    record = {
+        'method': method.name, 'seed': int(seed), 'config': method.config,
+        'cfg_options': [*method.cfg_options, *extra_options],
+        'uf1': round(s['UF1'], 2), 'uar': round(s['UAR'], 2),
+        'accuracy': round(s['accuracy'], 2), 'n': len(pooled),
+        'classes': classes, 'folds': per_fold,
+        'train_s': round(train_s, 1), 'device': device_name(),
+        'losses': _mean_over_folds(losses),
+        'predictions': sorted(pooled),
+    }
+    if att:
+        from .attention import pool_folds
+        record['attention'] = pool_folds(att)
+    return record
+
+
+def _mean_over_folds(per_fold: List[Dict[str, Dict[str, float]]]
+                     ) -> Dict[str, Dict[str, float]]:
+    keys = sorted({k for d in per_fold for k in d})
+    out = {}
+    for k in keys:
+        vals = [d[k] for d in per_fold if k in d]
+        out[k] = {part: round(float(np.mean([v[part] for v in vals])), 5)
+                  for part in ('first_epoch', 'last_epoch')}
+    return out
+
+
+# ----------------------------------------------------------------- report
+def _mean_std(values: Sequence[float]) -> str:
+    v = np.asarray(values, float)
+    return (f'{v.mean():.2f} ± {v.std(ddof=1):.2f}' if len(v) > 1
+            else f'{v.mean():.2f}')
+
+
+def markdown_table(results: Dict[str, Any], reference: str = 'M6',
+                   n_boot: int = 2000) -> str:
+    """The results as Markdown: scores, bootstrap intervals, attention."""
+    by: Dict[str, List[Dict[str, Any]]] = {}
+    for r in results['runs']:
+        by.setdefault(r['method'], []).append(r)
+    if not by:
+        return '(no finished run)\n'
+    lines = [f'k = {results.get("k_folds")} folds by subject (split seed '
+             f'{results.get("fold_seed")}); mean ± std over seeds; Δ = UF1('
+             f'{reference}) - UF1(method), paired bootstrap 95 % interval '
+             f'over clips ({n_boot} resamples).', '',
+             '| method | seeds | clips | UF1 | UAR | accuracy | Δ UF1 vs '
+             f'{reference} [95 % CI] |', '|---|---:|---:|---:|---:|---:|---|']
+    ref = by.get(reference)
+    for name, runs in by.items():
+        runs = sorted(runs, key=lambda r: r['seed'])
+        cell = ''
+        if ref and name != reference:
+            common = sorted({r['seed'] for r in runs} & {r['seed'] for r in ref})
+            a = [r for r in ref if r['seed'] in common]
+            b = [r for r in runs if r['seed'] in common]
+            if a and b:
+                try:
+                    bs = paired_bootstrap(a, b, len(a[0]['classes']), n_boot)
+                    cell = (f'{bs["diff"]:+.2f} [{bs["low"]:+.2f}, '
+                            f'{bs["high"]:+.2f}]')
+                except AblationError as err:
+                    cell = f'n/a ({err})'
+        lines.append(f'| {name} | {",".join(str(r["seed"]) for r in runs)} | '
+                     f'{runs[0]["n"]} | {_mean_std([r["uf1"] for r in runs])} | '
+                     f'{_mean_std([r["uar"] for r in runs])} | '
+                     f'{_mean_std([r["accuracy"] for r in runs])} | {cell} |')
+    att_keys = sorted({k for runs in by.values() for r in runs
+                       for k in r.get('attention', {})})
+    if att_keys:
+        lines += ['', 'Attention on the ground truth (mean over seeds; see '
+                  'docs/benchmark.md for definitions):', '',
+                  '| method | ' + ' | '.join(att_keys) + ' |',
+                  '|---|' + '---:|' * len(att_keys)]
+        for name, runs in by.items():
+            cells = []
+            for k in att_keys:
+                v = [r['attention'][k] for r in runs
+                     if r.get('attention', {}).get(k) is not None]
+                cells.append(f'{np.mean(v):.3f}' if v else '')
+            lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    loss_keys = sorted({k for runs in by.values() for r in runs
+                        for k in r.get('losses', {})})
+    if loss_keys:
+        lines += ['', 'Loss terms and MRD statistics, first -> last epoch '
+                  '(mean over folds and seeds):', '',
+                  '| method | ' + ' | '.join(loss_keys) + ' |',
+                  '|---|' + '---|' * len(loss_keys)]
+        for name, runs in by.items():
+            cells = []
+            for k in loss_keys:
+                v = [r['losses'][k] for r in runs if k in r.get('losses', {})]
+                cells.append(f'{np.mean([x["first_epoch"] for x in v]):.4f} -> '
+                             f'{np.mean([x["last_epoch"] for x in v]):.4f}'
+                             if v else '')
+            lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def write_table(results: Dict[str, Any], path: str) -> None:
+    from raicl_mm.evaluation.metrics import atomic_write_text
+    atomic_write_text(path, markdown_table(results))
+
+
+def parse_method(text: str) -> Method:
+    """``NAME=CONFIG[:opt=v,opt=v]`` -> :class:`Method` (for the tool)."""
+    if '=' not in text:
+        raise AblationError(f'--method {text!r}: expected NAME=CONFIG'
+                            '[::key=value ...]')
+    name, rest = text.split('=', 1)
+    config, _, opts = rest.partition('::')
+    if not name or not osp.isfile(config):
+        raise AblationError(f'--method {text!r}: config {config!r} not found')
+    return Method(name, config, [o for o in opts.split(' ') if o])

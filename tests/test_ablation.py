@@ -1,0 +1,213 @@
+"""Tests of the ablation runner (raicl_mm.protocol.ablation) and tools/ablation.py."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from raicl_mm.protocol.ablation import (AblationError, Method, epoch_loss_means,
+                                        load_results, markdown_table,
+                                        paired_bootstrap, read_predictions,
+                                        run_ablation, scores, subject_folds)
+from raicl_mm.synthetic.presets import PRESETS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_subject_folds_partition_and_are_seeded():
+    subjects = [f'casme2_{i:02d}' for i in range(1, 27)]
+    folds = subject_folds(subjects, 4, seed=0)
+    assert sorted(s for f in folds for s in f) == sorted(subjects)
+    assert sorted(len(f) for f in folds) == [6, 6, 7, 7]
+    assert folds == subject_folds(list(reversed(subjects)), 4, seed=0)
+    assert folds != subject_folds(subjects, 4, seed=1)
+    with pytest.raises(AblationError, match='--folds 1'):
+        subject_folds(subjects, 1)
+    with pytest.raises(AblationError, match='--folds 27'):
+        subject_folds(subjects, 27)
+
+
+def write_scalars(work_dir, rows):
+    d = Path(work_dir) / '20261201_000000' / 'vis_data'
+    d.mkdir(parents=True)
+    (d / 'scalars.json').write_text(
+        ''.join((r if isinstance(r, str) else json.dumps(r)) + '\n' for r in rows))
+
+
+def test_epoch_loss_means_first_and_last_epoch(tmp_path):
+    write_scalars(tmp_path, [
+        {'epoch': 1, 'iter': 1, 'loss_cls': 1.0, 'loss_align': 2.0, 'lr': 1e-3},
+        {'epoch': 1, 'iter': 2, 'loss_cls': 3.0, 'loss_align': 2.0},
+        {'epoch': 2, 'iter': 3, 'loss_cls': 0.5, 'mrd_queries_used': 4.0},
+        {'epoch': 3, 'iter': 5, 'loss_cls': 0.2, 'loss_align': 1.0,
+         'mrd_queries_used': 6.0},
+        {'UF1': 0.5, 'step': 3},                      # a validation line
+    ])
+    got = epoch_loss_means(str(tmp_path))
+    assert got['loss_cls'] == {'first_epoch': 2.0, 'last_epoch': 0.2}
+    assert got['loss_align'] == {'first_epoch': 2.0, 'last_epoch': 1.0}
+    assert 'lr' not in got and 'UF1' not in got
+    assert 'mrd_queries_used' not in got  # not logged in the first epoch
+
+
+def test_epoch_loss_means_names_a_bad_line(tmp_path):
+    write_scalars(tmp_path, [{'epoch': 1, 'loss': 1.0}, '{not json'])
+    with pytest.raises(AblationError, match='scalars.json: line 2'):
+        epoch_loss_means(str(tmp_path))
+    assert epoch_loss_means(str(tmp_path / 'nothing')) == {}
+
+
+@pytest.mark.parametrize('content, match', [
+    ('[]', 'expected "classes"'),
+    ('{"classes": ["a", "b"], "predictions": [{"gt": 0, "pred": 0}]}',
+     'no sample_id'),
+    ('{"classes": ["a", "b"], "predictions": [{"sample_id": "x", "gt": 2, '
+     '"pred": 0}]}', 'gt=2'),
+    ('{"classes": ["a", "b"], "predictions": [{"sample_id": "x", "gt": 0, '
+     '"pred": true}]}', 'pred=True'),
+    ('{"classes": ', 'not valid JSON'),
+])
+def test_hostile_predictions_are_named(tmp_path, content, match):
+    path = tmp_path / 'predictions.json'
+    path.write_text(content)
+    with pytest.raises(AblationError, match=match):
+        read_predictions(str(path))
+
+
+def test_hostile_results_file_is_named(tmp_path):
+    path = tmp_path / 'r.json'
+    path.write_text('{"runs": [{"method": "M6"}]}')
+    with pytest.raises(AblationError, match='run #0 lacks'):
+        load_results(str(path))
+    path.write_text('{"runs": 3}')
+    with pytest.raises(AblationError, match='"runs" list'):
+        load_results(str(path))
+
+
+def fake_run(method, seed, gt, pred):
+    return {'method': method, 'seed': seed, 'classes': ['a', 'b', 'c'],
+            'predictions': [[f'casme2/01/c{i:03d}', int(g), int(p)]
+                            for i, (g, p) in enumerate(zip(gt, pred))]}
+
+
+def test_paired_bootstrap_brackets_a_real_difference_and_zero():
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 3, 300)
+    good = np.where(rng.uniform(size=300) < 0.8, gt, (gt + 1) % 3)
+    bad = np.where(rng.uniform(size=300) < 0.4, gt, (gt + 1) % 3)
+    ref = [fake_run('M6', 0, gt, good)]
+    bs = paired_bootstrap(ref, [fake_run('M2', 0, gt, bad)], 3, n_boot=300)
+    expect = scores(gt, good, 3)['UF1'] - scores(gt, bad, 3)['UF1']
+    assert bs['diff'] == pytest.approx(expect, abs=1e-9)
+    assert 0 < bs['low'] < bs['diff'] < bs['high']
+    same = paired_bootstrap(ref, [fake_run('X', 0, gt, good)], 3, n_boot=100)
+    assert same['diff'] == same['low'] == same['high'] == 0.0
+    other = fake_run('M2', 0, gt[:-1], bad[:-1])
+    with pytest.raises(AblationError, match='different clips'):
+        paired_bootstrap(ref, [other], 3, n_boot=10)
+
+
+def test_markdown_table_has_mean_std_and_intervals():
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 3, 60)
+    runs = []
+    for name, acc in (('M6', 0.9), ('M2', 0.5)):
+        for seed in (0, 1, 2):
+            pred = np.where(rng.uniform(size=60) < acc, gt, (gt + 1) % 3)
+            r = fake_run(name, seed, gt, pred)
+            s = scores(gt, pred, 3)
+            r.update(key=f'{name}{seed}', n=60, uf1=s['UF1'], uar=s['UAR'],
+                     accuracy=s['accuracy'],
+                     attention={'cam_true_ratio': 1.5 + seed},
+                     losses={'loss_cls': {'first_epoch': 1.0, 'last_epoch': 0.5}})
+            runs.append(r)
+    table = markdown_table({'runs': runs, 'k_folds': 4, 'fold_seed': 0},
+                           n_boot=200)
+    m2 = next(line for line in table.splitlines() if line.startswith('| M2 |'))
+    assert ' ± ' in m2 and '[' in m2 and '0,1,2' in m2
+    assert '| M6 | 0,1,2 | 60 |' in table
+    assert 'cam_true_ratio' in table and '2.500' in table
+    assert '1.0000 -> 0.5000' in table
+
+
+QUICK_CONFIG = """
+_base_ = [{base!r}]
+__data = dict(
+    synthetic=dict(_delete_=True, out={out!r}, **{quick!r}),
+    data_roots=dict(casme2={out!r} + '/Cropped'),
+    ann_files=dict(casme2={out!r} + '/CASME2-coding-synthetic.xlsx'),
+    flow_cfg=dict(size=(32, 32)), sampling=dict(num_instances=3),
+    flow_cache={cache!r}, flow_workers=1)
+train_dataloader = dict(batch_size=4, dataset=__data)
+val_dataloader = dict(batch_size=8, dataset=__data)
+test_dataloader = dict(batch_size=8, dataset=__data)
+model = dict(backbone=dict(stem_channels=8, base_channels=8),
+             mrd_head=dict(embed_dim=16, proj_hidden=16, pred_hidden=16))
+train_cfg = dict(max_epochs=1, val_begin=1, val_interval=1)
+default_hooks = dict(checkpoint=dict(interval=1))
+"""
+
+
+@pytest.mark.slow
+def test_runner_on_the_quick_preset_writes_the_records(tmp_path):
+    """Two methods x one seed x two folds on the quick preset, then resume."""
+    quick = {k: (list(v) if isinstance(v, tuple) else v)
+             for k, v in PRESETS['quick'].items()}
+    cfg = tmp_path / 'quick.py'
+    cfg.write_text(QUICK_CONFIG.format(
+        base=str(REPO / 'configs' / 'benchmark' / 'm6_ours.py'),
+        out=str(tmp_path / 'data'), cache=str(tmp_path / 'cache'), quick=quick))
+    methods = [Method('M6', str(cfg)),
+               Method('M2', str(cfg), ['model.cam_head=None',
+                                       'model.mrd_head=None'])]
+    out = tmp_path / 'results' / 'ablation.json'
+    cwd = os.getcwd()
+    os.chdir(REPO)  # tools/train.py is run from the repository root
+    try:
+        res = run_ablation(methods, [0], 2, str(out), str(tmp_path / 'work'),
+                           log=lambda m: None)
+        data = json.loads(out.read_text())
+        assert data == json.loads(json.dumps(res))
+        assert data['k_folds'] == 2 and len(data['runs']) == 2
+        n_clips = sum(1 for _ in (tmp_path / 'data' / 'Cropped').glob('*/*'))
+        for run in data['runs']:
+            assert {'method', 'seed', 'uf1', 'uar', 'accuracy', 'folds',
+                    'wall_s', 'device', 'losses', 'predictions',
+                    'attention'} <= set(run)
+            assert 0 <= run['uf1'] <= 100 and 0 <= run['accuracy'] <= 100
+            assert run['n'] == n_clips == sum(f['n'] for f in run['folds'])
+            assert len(run['folds']) == 2
+            assert all(0 <= f['correct'] <= f['n'] for f in run['folds'])
+            assert 'loss_cls' in run['losses']
+            assert set(run['losses']['loss_cls']) == {'first_epoch', 'last_epoch'}
+            assert 0 < run['attention']['cam_true_ratio']
+            assert -1 <= run['attention']['cam_instance_corr'] <= 1
+        m6 = next(r for r in data['runs'] if r['method'] == 'M6')
+        assert {'loss_acl', 'loss_align', 'loss_c'} <= set(m6['losses'])
+        assert 'mrd_secondary_best' in m6['attention']
+        table = (tmp_path / 'results' / 'ablation.md').read_text()
+        assert '| M2 |' in table and '| M6 |' in table
+        # Resume: nothing is trained again.
+        before = out.stat().st_mtime_ns
+        logs = []
+        run_ablation(methods, [0], 2, str(out), str(tmp_path / 'work'),
+                     log=logs.append)
+        assert logs == ['M6 seed 0: done, skipped', 'M2 seed 0: done, skipped']
+        assert out.stat().st_mtime_ns == before
+    finally:
+        os.chdir(cwd)
+
+
+def test_tool_names_a_bad_option(capsys, tmp_path):
+    sys.path.insert(0, str(REPO / 'tools'))
+    try:
+        import ablation as tool
+    finally:
+        sys.path.pop(0)
+    assert tool.main(['--only', 'M7', '--out', str(tmp_path / 'r.json')]) == 2
+    assert "unknown method(s) ['M7']" in capsys.readouterr().err
+    assert tool.main(['--method', 'X=nope.py', '--out',
+                      str(tmp_path / 'r.json')]) == 2
+    assert "config 'nope.py' not found" in capsys.readouterr().err
