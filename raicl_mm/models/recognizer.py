@@ -266,7 +266,9 @@ class RaICLRecognizer(BaseModel):
             # Eq. 10 / 14 sum the two directions; the batch mean over the
             # concatenated directions times `directions` is that sum.
             losses['loss_align'] = w * directions * self.mrd_head.loss_align(
-                r_on['logits'], unflip(r_tg['probs']))
+                r_on['logits'],
+                self.mrd_head.target_assignments(unflip(r_tg['sim'])))
+            losses.update(self.mrd_head.assignment_stats(r_on['probs']))
             losses['loss_c'] = w * directions * \
                 self.mrd_head.loss_consistency(r_on['z'], r_tg['z'])
         self._check_finite(losses)
