@@ -17,6 +17,7 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel, BaseModule, ExponentialMovingAverage
 
 from .augment import BranchAugment, flip_back
+from .backbones import build_backbone, last_feature_map
 from .heads.cam_consistency import class_activation_maps
 
 
@@ -103,9 +104,11 @@ class RaICLRecognizer(BaseModel):
         self.cls_loss_weight = cls_loss_weight
         self.tau = tau
         self.symmetric = symmetric
-        backbone_module = MODELS.build(backbone)
+        backbone_module = build_backbone(backbone)
+        # Refused here, not at the first forward, when it ends in no map.
+        feats = last_feature_map(backbone_module, backbone)
         if in_channels is None:
-            in_channels = self._infer_channels(backbone_module)
+            in_channels = int(feats.shape[1])
         self.cam_head = MODELS.build(cam_head) if cam_head else None
         self.mrd_head = MODELS.build(mrd_head) if mrd_head else None
         region = (self.mrd_head.build_encoder(in_channels)
@@ -125,17 +128,6 @@ class RaICLRecognizer(BaseModel):
         # the first update" so that every update is exactly Eq. 3.
         self.target.steps.fill_(1)
         self.single_instance_pairs = 0
-
-    @staticmethod
-    def _infer_channels(backbone: nn.Module) -> int:
-        was_training = backbone.training
-        backbone.eval()
-        with torch.no_grad():
-            out = backbone(torch.zeros(1, 3, 64, 64))
-        backbone.train(was_training)
-        if isinstance(out, (list, tuple)):
-            out = out[-1]
-        return int(out.shape[1])
 
     # ------------------------------------------------------------------ API
     def init_weights(self) -> None:

@@ -502,6 +502,13 @@ def build_clip(row: SheetRow, label: str, report: ParseReport, *, check_frames: 
                 f'offset {offset} is before onset {onset} ({row.source}); '
                 'the clip range is undefined')))
             return None
+        if offset <= onset:
+            # The mirror only makes sense around an apex inside the clip; an
+            # apex at one end (e.g. onset and offset swapped) leaves no clip.
+            report.skipped.append(dict(id=sid, why=(
+                f'offset {row.offset} is before onset {row.onset} ({row.source}) '
+                'and the apex sits at one end; the clip range is undefined')))
+            return None
     apex = row.apex
     if apex is None and row.apex_annotated:
         flags.append(f'apex missing ({row.apex_raw!r} in {row.source}); apex-based '
