@@ -386,6 +386,7 @@ def load_checkpoint_file(filename: str, map_location=None):
                               weights_only=False)
         except Exception as err:  # noqa: BLE001 - any reader error
             raise _corrupt(filename, err) from None
+    _refuse_competing_globals()
     before = _statistics_snapshot()
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
@@ -402,6 +403,23 @@ def load_checkpoint_file(filename: str, map_location=None):
         raise _corrupt(filename, err) from None
     _restore_statistics(filename, before)
     return ckpt
+
+
+def _refuse_competing_globals() -> None:
+    """torch resolves a name through a set of allow-listed entries; if other
+    code allow-listed the real ``getattr``/``bytes`` (or another entry for
+    those names) process-wide, our stand-ins might not be the ones used."""
+    ours = {'builtins.getattr': _history_buffer_getattr,
+            'builtins.bytes': _empty_bytes}
+    for g in torch.serialization.get_safe_globals():
+        name, value = (g[1], g[0]) if isinstance(g, tuple) else (
+            f'{getattr(g, "__module__", "")}.{getattr(g, "__qualname__", "")}',
+            g)
+        if name in ours and value is not ours[name]:
+            raise CheckpointError(
+                f'{name} was allow-listed process-wide (torch.serialization.'
+                'add_safe_globals) by other code; raicl_mm refuses to read '
+                'checkpoints with it, as it lets a pickle reach any attribute')
 
 
 def _restore_statistics_quietly(before: dict) -> None:

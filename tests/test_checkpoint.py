@@ -7,14 +7,12 @@ import pytest
 import torch
 
 import raicl_mm  # noqa: F401  (compat fixes + registration)
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 from raicl_mm.compat import CheckpointError, CorruptCheckpointError
 from raicl_mm.engine.checkpoint import (PARTIAL_KEY, CheckpointMismatchError,
                                         check_matches, load_checked, match,
                                         partial_prefixes, read_checkpoint)
-
-init_default_scope('mmaction')
 
 TINY_BACKBONE = dict(type='mmpretrain.ResNet', depth=18, stem_channels=8,
                      base_channels=8, strides=(1, 2, 2, 1))
@@ -29,7 +27,9 @@ def _build(**kwargs):
                mrd_head=TINY_MRD)
     cfg.update(kwargs)
     torch.manual_seed(len(kwargs))
-    return MODELS.build(cfg)
+    # other test files' Runners leave their own default scope behind
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        return MODELS.build(cfg)
 
 
 @pytest.fixture(scope='module')

@@ -293,6 +293,19 @@ def test_statistics_methods_cannot_be_poisoned(tmp_path):
     assert float(HistoryBuffer([1.0, 3.0], [1, 1]).mean()) == 2.0
 
 
+def test_a_process_wide_real_getattr_is_refused(tmp_path):
+    path = _save_zip({'w': torch.ones(1)}, tmp_path / 'ok.pth')
+    torch.serialization.add_safe_globals([getattr])
+    try:
+        with pytest.raises(compat.CheckpointError,
+                           match='builtins.getattr was allow-listed'):
+            compat.load_checkpoint_file(str(path))
+    finally:
+        torch.serialization.clear_safe_globals()
+    assert torch.equal(compat.load_checkpoint_file(str(path))['w'],
+                       torch.ones(1))
+
+
 def test_blocked_global_is_refused(tmp_path):
     payload = b'\x80\x02cbuiltins\neval\n' + _unicode('1') + b'\x85R.'
     _refused(_zip_with_pickle(payload, tmp_path / 'eval.pth'),
