@@ -77,14 +77,21 @@ def test_build_then_hit_reads_without_recomputing(tmp_path, counter):
     assert np.all(np.diff(mean_u) > 0)
 
 
+def pair_files(cache, rec, positions=None):
+    """The pair files of ``rec``'s instance set (or of ``positions``)."""
+    return cache.paths_for(rec, positions)
+
+
 def test_float16_on_disk_float32_back(tmp_path):
     rec = make_clip(tmp_path / 'data')
     cache = cache_for(tmp_path)
     out = cache.load_or_build(rec)
-    with np.load(cache.path_for(rec)) as data:
-        assert data['flows'].dtype == np.float16
+    files = pair_files(cache, rec)
+    assert len(files) == 4
+    for path in files:
+        assert np.load(path).dtype == np.float16
     n, h, w = 4, 32, 32
-    assert os.path.getsize(cache.path_for(rec)) < n * h * w * 3 * 2 + 4096
+    assert sum(os.path.getsize(p) for p in files) < n * h * w * 3 * 2 + 4096
     direct = fc.extract_instance_set(rec, FAST, out['positions'])
     np.testing.assert_allclose(out['flows'], direct, rtol=1e-3, atol=1e-3)
 
@@ -105,8 +112,17 @@ def test_changed_parameter_rebuilds(tmp_path, counter, change):
     out = other.load_or_build(rec)
     assert len(counter) == 2
     assert out['flows'].shape[1:3] == other.flow_cfg.size
-    # The rebuilt file replaced the old one: the old config is now stale.
-    assert base.load(rec) is None
+    # Settings coexist: the first config's instance set is still on disk.
+    assert base.load(rec) is not None
+    if 'flow_cfg' in change:
+        assert other.flow_dir != base.flow_dir
+    else:
+        # Same flow setting: only the pairs the first sampling lacked were
+        # computed.
+        shared = set(base.positions(rec)) & set(other.positions(rec))
+        assert shared
+        assert other.stats['pairs_computed'] == len(other.positions(rec)) - \
+            len(shared)
 
 
 def test_changed_frame_file_rebuilds(tmp_path, counter):
@@ -120,21 +136,33 @@ def test_changed_frame_file_rebuilds(tmp_path, counter):
     assert cache.load(rec) is None
     cache.load_or_build(rec)
     assert len(counter) == 2
+    assert cache.stats['pairs_computed'] == 4 + 1  # only the edited frame
     # A different image (different size) in place of a frame.
     cv2.imwrite(used, np.zeros((48, 48), np.uint8))
     after = cache.load_or_build(rec)
     assert len(counter) == 3
     assert not np.allclose(before['flows'], after['flows'])
-    # A changed annotation (apex) changes the clip identity as well.
-    rec.apex = 3
+    # The edited frame's older files were replaced, not kept beside.
+    name = os.path.basename(used)
+    assert len(list(cache.clip_dir(rec).glob(f'{name}.*.npy'))) == 1
+    # An edited onset changes every pair of the clip.
+    st = os.stat(rec.frame_paths[0])
+    os.utime(rec.frame_paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
     assert cache.load(rec) is None
+    # A changed annotation (apex) changes the instance set of an apex-based
+    # sampling (another pair); flows never depend on the annotation itself.
+    apex = cache_for(tmp_path, strategy='apex_single')
+    apex.load_or_build(rec)
+    assert apex.load(rec) is not None
+    rec.apex = 3
+    assert apex.load(rec) is None
 
 
 def test_garbage_file_is_a_miss_and_rebuilt(tmp_path, counter):
     rec = make_clip(tmp_path / 'data')
     cache = cache_for(tmp_path)
     good = cache.load_or_build(rec)
-    path = cache.path_for(rec)
+    path = pair_files(cache, rec)[1]
     path.write_bytes(b'\x00garbage' * 100)
     assert cache.load(rec) is None  # does not raise
     again = cache.load_or_build(rec)
@@ -147,9 +175,9 @@ def test_truncated_file_is_not_accepted(tmp_path):
     rec = make_clip(tmp_path / 'data')
     cache = cache_for(tmp_path)
     cache.load_or_build(rec)
-    path = cache.path_for(rec)
+    path = pair_files(cache, rec)[0]
     data = path.read_bytes()
-    for cut in (len(data) // 2, len(data) - 30, 10):
+    for cut in (len(data) // 2, len(data) - 30, len(data) - 1, 10, 0):
         path.write_bytes(data[:cut])
         assert cache.load(rec) is None
 
@@ -157,16 +185,42 @@ def test_truncated_file_is_not_accepted(tmp_path):
 def test_right_key_wrong_shape_is_not_accepted(tmp_path):
     rec = make_clip(tmp_path / 'data')
     cache = cache_for(tmp_path)
-    out = cache.load_or_build(rec)
-    np.savez(cache.path_for(rec), key=np.array(cache.key_for(rec)),
-             flows=np.zeros((3, 32, 32, 3), np.float16),
-             positions=np.asarray(out['positions']),
-             frame_numbers=np.asarray(out['frame_numbers']))
+    cache.load_or_build(rec)
+    path = pair_files(cache, rec)[0]
+    for bad in (np.zeros((32, 32, 2), np.float16),          # wrong shape
+                np.zeros((32, 32, 3), np.float32),          # wrong dtype
+                np.full((32, 32, 3), np.nan, np.float16),   # not finite
+                np.full((32, 32, 3), np.inf, np.float16),
+                np.zeros((16, 64, 3), np.float16)):         # same bytes
+        np.save(path, bad)
+        assert cache.load(rec) is None
+
+
+def test_hostile_pair_files_never_unpickle_or_allocate(tmp_path):
+    rec = make_clip(tmp_path / 'data')
+    cache = cache_for(tmp_path)
+    cache.load_or_build(rec)
+    path = pair_files(cache, rec)[0]
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}',))
+
+    arr = np.empty((32, 32, 3), dtype=object)
+    arr[0, 0, 0] = Payload()
+    with open(path, 'wb') as f:
+        np.save(f, arr, allow_pickle=True)
+    assert cache.load(rec) is None and not marker.exists()
+    # A header that declares a huge array, in a file of the right size.
+    header = {'descr': '<f2', 'fortran_order': False, 'shape': (10 ** 12,)}
+    with open(path, 'wb') as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(b'\x00' * (32 * 32 * 3 * 2))
     assert cache.load(rec) is None
-    np.savez(cache.path_for(rec), key=np.array(cache.key_for(rec)),
-             flows=np.full((4, 32, 32, 3), np.nan, np.float16),
-             positions=np.asarray(out['positions']),
-             frame_numbers=np.asarray(out['frame_numbers']))
+    # A link to something that is not a file.
+    path.unlink()
+    path.symlink_to('/dev/zero')
     assert cache.load(rec) is None
 
 
@@ -181,8 +235,8 @@ def test_interrupted_write_leaves_nothing_accepted(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         cache.load_or_build(rec)
     monkeypatch.undo()
-    folder = cache.path_for(rec).parent
-    assert not cache.path_for(rec).exists()
+    folder = cache.clip_dir(rec)
+    assert not any(p.exists() for p in pair_files(cache, rec))
     assert list(folder.iterdir()) == []  # the temp file was removed
     assert cache.load(rec) is None
 
@@ -191,7 +245,7 @@ def test_leftover_temp_file_is_ignored(tmp_path, counter):
     rec = make_clip(tmp_path / 'data')
     cache = cache_for(tmp_path)
     cache.load_or_build(rec)
-    path = cache.path_for(rec)
+    path = pair_files(cache, rec)[2]
     # Simulate a crash that left a complete temp file but no final file.
     leftover = path.parent / f'.{path.name}.abc123.tmp'
     os.rename(path, leftover)
@@ -204,15 +258,25 @@ def test_paths_are_filesystem_safe_and_distinct(tmp_path):
     cache = cache_for(tmp_path)
     ids = ['a/b', 'a_b', '..', 'x y:z', 'EP02_01f']
     recs = [ClipRecord(dataset='casme2', subject='sub/01', clip_id=i,
-                       label='x', onset=1, apex=None, offset=2)
+                       label='x', onset=1, apex=None, offset=2,
+                       frame_paths=['/d/../x y/img 1.jpg', '/d/ok/img2.jpg'],
+                       frame_numbers=[1, 2])
             for i in ids]
-    paths = [cache.path_for(r) for r in recs]
-    root = (tmp_path / 'cache').resolve()
+    paths = [cache.clip_dir(r) for r in recs]
+    root = cache.flow_dir.resolve()
+    assert root.parent == (tmp_path / 'cache').resolve()
     for p in paths:
         assert p.resolve().parent.parent.parent == root
         assert '/' not in p.name and not p.name.startswith('.')
     assert len(set(paths)) == len(paths)
-    assert paths[-1].name == 'EP02_01f.npz'
+    assert paths[-1].name == 'EP02_01f'
+    for r in recs:
+        keys = cache.pair_keys(r, [0, 1])
+        for pos in (0, 1):
+            pair = cache.pair_path(r, pos, keys[pos])
+            assert pair.parent == cache.clip_dir(r)
+            assert ' ' not in pair.name and not pair.name.startswith('.')
+            assert pair.name.endswith('.npy')
 
 
 def test_random_sampling_is_reproducible_per_clip(tmp_path):
@@ -246,11 +310,13 @@ def test_extract_all_reports_failures_and_goes_on(tmp_path, workers):
     assert broken.frame_paths[0] in summary['failed'][0]['error']
     assert summary['pairs_per_s'] > 0 and summary['seconds'] > 0
     assert summary['bytes'] == sum(
-        os.path.getsize(cache.path_for(r)) for r in recs)
+        os.path.getsize(p) for r in recs for p in pair_files(cache, r))
+    assert summary['pairs_computed'] == 16 and summary['pairs_reused'] == 0
     again = extract_all(recs, cache, workers=workers, progress=False)
     assert again['built'] == 0 and again['reused'] == 4
     assert again['failed'] == []
     assert again['bytes'] == summary['bytes']
+    assert again['pairs_computed'] == 0 and again['pairs_reused'] == 16
 
 
 # ----------------------------------------------------- tools/extract_flows.py
@@ -266,50 +332,125 @@ def _load_tool():
     return module
 
 
+SYNTHETIC_CONFIG = """
+_base_ = [{base!r}]
+__data = dict(
+    synthetic=None,
+    data_roots=dict(_delete_=True, casme2={roots!r}),
+    ann_files=dict(_delete_=True, casme2={sheet!r}),
+    flow_cfg=dict(method='tvl1', size=(32, 32)),
+    sampling=dict(strategy='middle', num_instances=4),
+    flow_cache={cache!r},
+    flow_workers=1)
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)
+"""
+
+
+def loaders(key, value):
+    """``--cfg-options`` setting ``dataset.<key>`` of the three loaders."""
+    return [f'{n}_dataloader.dataset.{key}={value}'
+            for n in ('train', 'val', 'test')]
+
+
+def write_config(tmp_path, data, cache=None):
+    from conftest import REPO
+    cfg_file = tmp_path / 'flows_cfg.py'
+    cfg_file.write_text(SYNTHETIC_CONFIG.format(
+        base=str(REPO / 'configs' / 'raicl_synthetic.py'),
+        roots=str(data / 'Cropped'),
+        sheet=str(data / 'CASME2-coding-synthetic.xlsx'),
+        cache=str(cache or tmp_path / 'cache')))
+    return cfg_file
+
+
+def tiny_synthetic(out):
+    from raicl_mm.synthetic.generator import SyntheticConfig, generate
+    generate(str(out), SyntheticConfig(num_subjects=2, clips_per_subject=2,
+                                       size=48, min_len=9, max_len=12,
+                                       supersample=1), workers=1)
+    return out
+
+
 def test_extract_flows_tool_on_a_synthetic_set(tmp_path, capsys):
     import json
 
-    from raicl_mm.synthetic.generator import SyntheticConfig, generate
-    data = tmp_path / 'synthetic'
-    generate(str(data), SyntheticConfig(num_subjects=2, clips_per_subject=2,
-                                        size=48, min_len=9, max_len=12,
-                                        supersample=1), workers=1)
-    cfg_file = tmp_path / 'flows_cfg.py'
-    cfg_file.write_text(
-        "protocol = 'casme2_3cls'\n"
-        f"data_roots = dict(casme2={str(data / 'Cropped')!r})\n"
-        "ann_files = dict(casme2="
-        f"{str(data / 'CASME2-coding-synthetic.xlsx')!r})\n"
-        "flow_cfg = dict(method='tvl1', size=(32, 32))\n"
-        "sampling = dict(strategy='middle', num_instances=4)\n"
-        f"flow_cache = {str(tmp_path / 'cache')!r}\n")
+    data = tiny_synthetic(tmp_path / 'synthetic')
+    cfg_file = write_config(tmp_path, data)
     tool = _load_tool()
     argv = [str(cfg_file), '--workers', '1', '--no-progress',
-            '--cfg-options', "flow_cfg.method=farneback"]
+            '--cfg-options', *loaders('flow_cfg.method', 'farneback')]
     assert tool.main(argv) == 0
-    summary = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1  # ONE JSON line
+    summary = json.loads(out)
     assert summary['clips'] == 4 and summary['built'] == 4
     assert summary['failed'] == [] and summary['bytes'] > 0
+    assert summary['pairs_computed'] == 16 and summary['pairs_reused'] == 0
     assert summary['flow_cfg']['method'] == 'farneback'  # --cfg-options won
-    files = sorted((tmp_path / 'cache').rglob('*.npz'))
-    assert len(files) == 4
+    files = sorted((tmp_path / 'cache').rglob('*.npy'))
+    assert len(files) == 16
     # Second run reuses everything.
     assert tool.main(argv) == 0
-    assert json.loads(capsys.readouterr().out)['reused'] == 4
+    again = json.loads(capsys.readouterr().out)
+    assert again['reused'] == 4 and again['pairs_computed'] == 0
+    assert again['pairs_reused'] == 16
+    # Another sampling of the same flows computes only its new pairs.
+    assert tool.main(argv + loaders('sampling.strategy', 'full')) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full['pairs_reused'] == 16
+    assert full['pairs_computed'] == len(list(
+        (tmp_path / 'cache').rglob('*.npy'))) - 16
     # An unreadable frame makes that clip fail, the run goes on, exit is 1.
     clip_dir = sorted(p for p in (data / 'Cropped').glob('*/*')
                       if p.is_dir())[0]
     for frame in clip_dir.glob('*.jpg'):
         frame.write_bytes(b'not a jpeg')
-    assert tool.main(argv + ['sampling.num_instances=3']) == 1
+    assert tool.main(argv + loaders('sampling.num_instances', 3)) == 1
     summary = json.loads(capsys.readouterr().out)
-    assert summary['clips'] == 4 and summary['built'] == 3
+    assert summary['clips'] == 4 and summary['reused'] == 3
     assert len(summary['failed']) == 1
     assert 'could not be decoded' in summary['failed'][0]['error']
+    assert clip_dir.name in summary['failed'][0]['id']
 
 
 def test_extract_flows_tool_rejects_incomplete_config(tmp_path, capsys):
     cfg_file = tmp_path / 'bad.py'
     cfg_file.write_text("protocol = 'cde'\n")
     assert _load_tool().main([str(cfg_file)]) == 2
-    assert 'flow_cache' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'protocol' in err and len(err.strip().splitlines()) == 1
+    # A dataset dict without its data settings names them.
+    cfg_file.write_text(
+        "train_dataloader = dict(batch_size=1, dataset=dict("
+        "type='MicroExpressionFlowDataset', pipeline=[], flow_cache=''))\n")
+    assert _load_tool().main([str(cfg_file)]) == 2
+    err = capsys.readouterr().err
+    assert 'flow_cache' in err and 'data_roots' in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_extract_flows_tool_one_line_errors(tmp_path, capsys):
+    """Issue 10 item 9: unknown protocol, dead key, read-only cache."""
+    data = tiny_synthetic(tmp_path / 'synthetic')
+    tool = _load_tool()
+    cfg_file = write_config(tmp_path, data)
+    for extra, needle in ((loaders('protocol', 'no_such_protocol'),
+                           'no_such_protocol'),
+                          (['flow_cfg.method=farneback'], 'flow_cfg')):
+        argv = [str(cfg_file), '--no-progress', '--cfg-options', *extra]
+        assert tool.main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ''
+        assert needle in captured.err
+        assert len(captured.err.strip().splitlines()) == 1
+    # A cache folder that cannot be written: one line naming the folder.
+    blocker = tmp_path / 'not_a_folder'
+    blocker.write_text('x')
+    cfg_file = write_config(tmp_path, data, cache=blocker / 'cache')
+    assert tool.main([str(cfg_file), '--workers', '1', '--no-progress']) == 2
+    captured = capsys.readouterr()
+    assert str(blocker) in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert 'concatenate' not in captured.err

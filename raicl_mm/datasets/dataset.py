@@ -1,17 +1,17 @@
 """MicroExpressionFlowDataset: records -> MIR instance sets, with LOSO selection."""
 from __future__ import annotations
 
-import logging
-from typing import Dict, List, Optional, Union
+from typing import List, Optional, Union
 
 import numpy as np
 from mmaction.datasets import BaseActionDataset
 from mmaction.registry import DATASETS
-from mmengine.logging import print_log
 
 from raicl_mm.flow import FlowConfig
-from raicl_mm.flow.cache import FlowCache, extract_all
+from raicl_mm.flow.cache import FlowCache
 
+from .instance_sets import (MISSING_POLICIES, apply_missing_policy,
+                            load_instance_sets)
 from .sampling import SamplingConfig
 from .folds import list_folds, resolve_fold
 from .sources import build_records, get_classes
@@ -54,9 +54,29 @@ class MicroExpressionFlowDataset(BaseActionDataset):
 
     The records come from the official sheets and the frame trees
     (``raicl_mm.datasets.sources``); each clip's instance set is read from the
-    flow cache and built there first when missing (in parallel). The instance
-    sets of a fold are small and kept in memory (float16), so loading is never
-    the bottleneck of training.
+    per-pair flow cache (:mod:`raicl_mm.flow.cache`), its missing pairs
+    computed there first (in parallel; pairs of any other sampling are
+    reused). The instance sets of a fold are small and kept in memory
+    (float16), so loading is never the bottleneck of training.
+
+    A clip whose instance set cannot be made (corrupt or missing frame, no
+    face, flow out of range, no apex) is *missing*: with ``on_missing='error'``
+    (default) the dataset refuses to build, naming every such clip and why;
+    with ``'skip'`` it leaves them out, logs a warning and lists them.
+
+    Attributes:
+        planned: Sample ids of the split's records, in sheet order (what
+            the split should hold, missing clips included).
+        missing: ``[{'id': sample id, 'error': one-line reason}]``, the
+            planned clips without an instance set (empty when complete;
+            only non-empty with ``on_missing='skip'``). ``len(self) ==
+            len(planned) - len(missing)``.
+        cache: The :class:`~raicl_mm.flow.cache.FlowCache`;
+            ``cache.flows_at(record, positions)`` gives onset->frame flows at
+            any positions of a record (e.g. every frame, for the spotter),
+            from disk or computed once.
+        records: The split's ClipRecords that have an instance set (the
+            order of the data list).
 
     Args:
         protocol: One of ``raicl_mm.datasets.sources.PROTOCOLS``.
@@ -82,6 +102,9 @@ class MicroExpressionFlowDataset(BaseActionDataset):
             embedded synthetic set there first (reused when complete and
             made with the same parameters; one process generates, the others
             wait on a lock), so every runner works on a fresh clone.
+        on_missing: ``'error'`` (default: refuse a split with clips whose
+            instance set could not be made, one line naming them) or
+            ``'skip'`` (leave them out, warn, list them in ``missing``).
     """
 
     def __init__(self, protocol: str, data_roots: dict, ann_files: dict,
@@ -92,12 +115,20 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                  fold: Union[int, str, None] = None, split: str = 'all',
                  flow_workers: Optional[int] = None,
                  inner_val: Optional[dict] = None,
-                 synthetic: Optional[dict] = None, **kwargs):
+                 synthetic: Optional[dict] = None,
+                 on_missing: str = 'error', **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'split must be one of {self.SPLITS}, got {split!r}')
         if split != 'all' and fold is None:
             raise ValueError(f'split={split!r} needs a fold (the LOSO test '
                              'subject): pass --fold to the tool or set fold')
+        if on_missing not in MISSING_POLICIES:
+            raise ValueError(f'dataset on_missing={on_missing!r} is unknown; '
+                             f'valid: {", ".join(MISSING_POLICIES)}')
+        self.on_missing = on_missing
+        self.planned: List[str] = []
+        self.missing: List[dict] = []
+        self.records: list = []
         if synthetic:
             prepare_synthetic(synthetic)
         self.protocol = protocol
@@ -143,16 +174,25 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         if not records:
             raise ValueError(f'{self.protocol}: no samples for split '
                              f'{self.split!r} of fold {self.fold_key}')
-        sets = self._load_instance_sets(records)
         classes = self.metainfo['classes']
-        data_list, self._instances = [], []
+        for rec in records:
+            if rec.label not in classes:
+                raise ValueError(f'{rec.sample_id}: label {rec.label!r} is not '
+                                 f'a class of {self.protocol} {classes}')
+        self.planned = [r.sample_id for r in records]
+        sets, self.missing, _ = load_instance_sets(
+            records, self.cache, workers=self.flow_workers)
+        where = (f'{self.protocol} split {self.split!r}'
+                 + (f' of fold {self.fold_key}' if self.fold_key is not None
+                    else ''))
+        apply_missing_policy(self.missing, len(records), where,
+                             self.on_missing)
+        data_list, self._instances, self.records = [], [], []
         for rec in records:
             item = sets.get(rec.sample_id)
             if item is None:
                 continue
-            if rec.label not in classes:
-                raise ValueError(f'{rec.sample_id}: label {rec.label!r} is not '
-                                 f'a class of {self.protocol} {classes}')
+            self.records.append(rec)
             self._instances.append(item['flows'].astype(np.float16))
             data_list.append(dict(
                 sample_id=rec.sample_id, dataset=rec.dataset,
@@ -160,6 +200,9 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                 label=int(classes.index(rec.label)),
                 positions=list(item['positions']),
                 frame_numbers=list(item['frame_numbers'])))
+        if not data_list:
+            raise ValueError(f'{where}: none of the {len(records)} clips has '
+                             'an instance set (all in dataset.missing)')
         return data_list
 
     @property
@@ -179,29 +222,6 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                              f'{len(train) - 1} ({len(train)} training subjects)')
         rng = np.random.default_rng(int(self.inner_val['seed']))
         return sorted(rng.permutation(train)[:k].tolist())
-
-    def _load_instance_sets(self, records) -> Dict[str, dict]:
-        sets, missing = {}, []
-        for rec in records:
-            got = self.cache.load(rec)
-            if got is None:
-                missing.append(rec)
-            else:
-                sets[rec.sample_id] = got
-        if missing:
-            print_log(f'flow cache {self.cache.root}: building {len(missing)} '
-                      f'of {len(records)} instance sets', logger='current')
-            summary = extract_all(missing, self.cache,
-                                  workers=self.flow_workers, progress=False)
-            for fail in summary['failed']:
-                print_log(f"flow extraction failed for {fail['id']}: "
-                          f"{fail['error']} (sample left out)",
-                          logger='current', level=logging.WARNING)
-            for rec in missing:
-                got = self.cache.load(rec)
-                if got is not None:
-                    sets[rec.sample_id] = got
-        return sets
 
     def get_data_info(self, idx: int) -> dict:
         info = super().get_data_info(idx)

@@ -1,26 +1,56 @@
-"""On-disk cache of instance sets: one ``.npz`` file per clip.
+"""On-disk flow cache: one file per onset->frame pair, shared by every sampling.
 
-A cached file is used only when its key matches: the key hashes the flow
-configuration (:meth:`FlowConfig.key_dict`), the sampling configuration, a
-format version and the clip's identity (sample id, onset/apex/offset, every
-frame's file name and size, and the modification time of the frames actually
-read; copying a dataset without keeping mtimes therefore rebuilds, which is
-the safe side). Anything else (missing, stale, unreadable, wrong shapes) is
-rebuilt.
-Files are written to a temporary file in the same folder and moved into place
-with ``os.replace``, so an interrupted write never leaves a file that
-:meth:`FlowCache.load` accepts.
+An instance set (Eq. 2) is a list of onset->frame flows ``[u, v, strain]``; a
+flow depends on the flow settings and on the two frames, never on which
+sampling strategy asked for it. So the cache stores *pairs*:
+
+    root/<method>-<H>x<W>-<flow hash>/          one folder per flow setting
+        flow_key.json                           the settings it holds
+        <dataset>/<subject>/<clip_id>/          one folder per clip
+            <frame file>.<pair hash>.npy        one onset->frame flow
+
+* The *flow hash* covers :meth:`FlowConfig.key_dict` (method, size, face
+  crop and its model, solver parameters and version, OpenCV version) and
+  :data:`CACHE_FORMAT_VERSION`: different flow settings coexist in their own
+  folders instead of evicting each other.
+* The *pair hash* covers the flow hash and the identity of the onset and of
+  the frame: file name, size and modification time (copying a dataset
+  without keeping mtimes therefore recomputes, the safe side). An edited
+  frame gives another name; the stale file is removed when the new one is
+  written.
+* Any sampling (``middle``, ``apex_single``, ``full``, a resampled
+  ``target_fps`` set...) reads the pairs of its positions and computes only
+  those not on disk: switching strategies never recomputes a pair.
+
+Why one ``.npy`` per pair (measured, ``benchmarks/README.md``, "flow cache
+sharing"): a pair is written once and never rewritten, so concurrent writers
+need no merge and an interrupted fill loses nothing but the pair in flight;
+reading a fold's instance sets from ``.npy`` files was the fastest of the
+layouts measured (one ``.npz`` per pair pays zipfile overhead per member; one
+``.npz`` per clip must be rewritten, under a lock, each time a strategy adds
+pairs). The dataset reads a fold's sets once and keeps them in memory.
+
+Writes go to a temporary file in the clip folder (mode ``0666 & ~umask``,
+i.e. 0644 under the usual umask, so a group can share the cache), are
+fsynced and moved into place with ``os.replace``: a reader never sees a
+partial file. Two processes filling the same cache take an advisory lock on
+the clip folder (``flock``) while they compute its missing pairs, so each
+pair is computed once; the other waits and reads it.
 
 Flows are stored as float16 (half the disk, and well below TV-L1's own
-error: float16 keeps about 3 significant digits) and returned as float32.
-At 112x112 with N=16 a clip file is 1,206,318 B (16*112*112*3*2 B of flow
-plus ~2 KB of npz headers and key), i.e. about 0.53 GB for the 442 CDE
-clips; at 64x64 about 0.39 MB. The file is an uncompressed ``np.savez``:
-``savez_compressed`` saved only ~9 % on TV-L1 flows (measured) and loading
-stays at ~2 ms per clip.
+error: float16 keeps about 3 significant digits) and returned as float32;
+a flow outside float16's range (|x| > 65504) or not finite is refused when
+stored, naming the clip. At 112x112 a pair file is 75,392 B (112*112*3*2 B
+plus a 128 B ``.npy`` header): 16 pairs of the 442 CDE clips take 0.53 GB,
+as the per-clip files did.
+
+A read is validated (file size, dtype, shape, finite values, no pickles):
+anything else is a miss and is recomputed, never an exception.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -29,22 +59,36 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from raicl_mm.datasets.sampling import SamplingConfig, clip_positions
+from raicl_mm.datasets.sampling import SamplingConfig, clip_positions  # noqa: F401
 
 from .config import FlowConfig
 from .instances import extract_instance_set
 from .tvl1 import set_worker_threads
 
 #: Bump when the file layout or the meaning of its arrays changes.
-CACHE_FORMAT_VERSION = 1
+#: 1: one ``.npz`` per clip and sampling; 2: one ``.npy`` per pair.
+CACHE_FORMAT_VERSION = 2
+
+#: The largest finite float16; a flow beyond it would be stored as inf.
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+#: ``.npy`` header bytes allowed on top of the data (numpy writes 128).
+_HEADER_SLACK = 4096
 
 _UNSAFE = re.compile(r'[^A-Za-z0-9._-]')
+
+
+class FlowCacheError(RuntimeError):
+    """The cache folder cannot be written (read-only, full, not a folder).
+
+    Not a property of a clip: filling stops at the first one, with one line
+    naming the folder. Pairs already written stay valid.
+    """
 
 
 def _safe_part(part: str) -> str:
@@ -55,176 +99,472 @@ def _safe_part(part: str) -> str:
     return safe
 
 
+def _digest(obj) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str).encode('utf-8')
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _file_mode() -> int:
+    """``0666 & ~umask``: what ``open()`` would create (mkstemp makes 0600).
+
+    The umask is read from ``/proc/self/status`` where it is listed: setting
+    it to read it back (``os.umask``) would race with other threads.
+    """
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _frame_id(path: str) -> list:
+    """``[file name, size, mtime_ns]`` of a frame (None values if missing)."""
+    try:
+        st = os.stat(path)
+        return [os.path.basename(path), st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [os.path.basename(path), None, None]
+
+
+class ClipLock:
+    """An advisory ``flock`` on a clip's cache folder.
+
+    Held while the clip's missing pairs are computed and written, so that
+    two processes filling one cache compute each pair once. Locking the
+    folder itself leaves no lock file behind.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._fd: Optional[int] = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; False when ``blocking=False`` and it is held."""
+        fd = os.open(self.folder, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Let the next process in (closing the descriptor drops the lock)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> 'ClipLock':
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class FlowCache:
-    """Instance sets of clips, stored under ``root`` and keyed by everything
-    that changes them.
+    """Onset->frame flows of clips, stored per pair under ``root``.
 
     Args:
-        root: Cache folder (created on first write).
-        flow_cfg: How flows are computed.
-        sampling_cfg: How positions are chosen.
+        root: Cache folder (created on first write); it holds one folder per
+            flow setting, so several configs can share it.
+        flow_cfg: How flows are computed (the folder's key).
+        sampling_cfg: Which positions :meth:`load` / :meth:`build` return
+            (the instance set); :meth:`flows_at` takes any positions.
+        motion_fn: ``record -> (T,)`` per-frame motion for a sampling that
+            spots the apex (passed to
+            :func:`~raicl_mm.datasets.sampling.clip_positions`); it may itself
+            read this cache's :meth:`flows_at`.
+
+    Attributes:
+        flow_key: :meth:`FlowConfig.key_dict` plus the format version.
+        flow_dir: ``root/<method>-<H>x<W>-<hash>``, this setting's folder.
+        stats: Pairs this object has computed / read from disk
+            (``{'pairs_computed': n, 'pairs_reused': n}``), this process only.
     """
 
     def __init__(self, root: str, flow_cfg: FlowConfig,
-                 sampling_cfg: SamplingConfig) -> None:
+                 sampling_cfg: Optional[SamplingConfig] = None,
+                 motion_fn: Optional[Callable] = None) -> None:
         self.root = Path(root)
         self.flow_cfg = flow_cfg
-        self.sampling_cfg = sampling_cfg
+        self.sampling_cfg = sampling_cfg or SamplingConfig()
+        self.motion_fn = motion_fn
+        self.flow_key = dict(version=CACHE_FORMAT_VERSION,
+                             flow=flow_cfg.key_dict())
+        self._flow_hash = _digest(self.flow_key)
+        h, w = flow_cfg.size
+        self.flow_dir = self.root / (f'{_safe_part(flow_cfg.method)}-{h}x{w}-'
+                                     f'{self._flow_hash[:12]}')
+        self._shape = (h, w, 3)
+        self._nbytes = h * w * 3 * 2
+        self.stats = dict(pairs_computed=0, pairs_reused=0)
 
-    def path_for(self, record) -> Path:
-        """``root/<dataset>/<subject>/<clip_id>.npz``, parts made safe."""
-        return (self.root / _safe_part(record.dataset) /
-                _safe_part(record.subject) /
-                f'{_safe_part(record.clip_id)}.npz')
+    def __getstate__(self):
+        # Worker processes get the cache without the (often unpicklable)
+        # motion function: extract_all chooses the positions in the parent.
+        state = dict(self.__dict__)
+        state['motion_fn'] = None
+        return state
 
-    def _key_and_positions(self, record) -> Tuple[str, List[int]]:
-        positions = clip_positions(record, self.sampling_cfg)
-        used = set(positions)
-        frames = []
-        for i, path in enumerate(record.frame_paths):
-            try:
-                st = os.stat(path)
-                size = st.st_size
-                # mtime only for the frames actually read: touching an unused
-                # frame does not invalidate, editing a used one does.
-                mtime = st.st_mtime_ns if (i == 0 or i in used) else None
-            except OSError:
-                size, mtime = None, None
-            frames.append([os.path.basename(path), size, mtime])
-        ident = dict(
-            version=CACHE_FORMAT_VERSION,
-            flow=self.flow_cfg.key_dict(),
-            sampling=asdict(self.sampling_cfg),
-            sample_id=record.sample_id,
-            onset=record.onset, apex=record.apex, offset=record.offset,
-            frame_numbers=list(record.frame_numbers),
-            frames=frames)
-        blob = json.dumps(ident, sort_keys=True, default=str).encode('utf-8')
-        return hashlib.sha256(blob).hexdigest(), positions
+    # ------------------------------------------------------------ layout
+    def clip_dir(self, record) -> Path:
+        """``flow_dir/<dataset>/<subject>/<clip_id>``, parts made safe."""
+        return (self.flow_dir / _safe_part(record.dataset) /
+                _safe_part(record.subject) / _safe_part(record.clip_id))
+
+    def positions(self, record) -> List[int]:
+        """The positions of ``record``'s instance set under ``sampling_cfg``."""
+        return clip_positions(record, self.sampling_cfg, self.motion_fn)
+
+    def pair_keys(self, record, positions: Sequence[int]) -> Dict[int, str]:
+        """Hex digest of each onset->frame pair: flow setting, onset, frame.
+
+        Take it *before* the frames are read, so that a frame edited
+        meanwhile makes the written file stale rather than wrong.
+        """
+        paths = record.frame_paths
+        if not paths:
+            raise ValueError(f'sample {record.sample_id} has no frames')
+        onset = _frame_id(paths[0])
+        keys = {}
+        for p in positions:
+            p = int(p)
+            if not 0 <= p < len(paths):
+                raise ValueError(f'position {p} is outside sample '
+                                 f'{record.sample_id} ({len(paths)} frames)')
+            keys[p] = _digest([self._flow_hash, onset, _frame_id(paths[p])])
+        return keys
+
+    def pair_path(self, record, position: int, key: str) -> Path:
+        """The file of one pair: ``clip_dir/<frame file>.<key[:16]>.npy``."""
+        name = _safe_part(os.path.basename(record.frame_paths[int(position)]))
+        return self.clip_dir(record) / f'{name}.{key[:16]}.npy'
+
+    def paths_for(self, record, positions: Optional[Sequence[int]] = None
+                  ) -> List[Path]:
+        """The pair files of ``positions`` (default: the instance set)."""
+        positions = self.positions(record) if positions is None else positions
+        keys = self.pair_keys(record, positions)
+        return [self.pair_path(record, p, keys[int(p)]) for p in positions]
 
     def key_for(self, record) -> str:
-        """Hex digest identifying ``record``'s instance set under this cache's
-        configuration."""
-        return self._key_and_positions(record)[0]
+        """Hex digest identifying ``record``'s instance set (its positions and
+        their pairs) under this cache's settings."""
+        positions = self.positions(record)
+        keys = self.pair_keys(record, positions)
+        return _digest([[p, keys[p]] for p in positions])
 
-    def _read(self, path: Path, key: str,
-              positions: List[int]) -> Optional[Dict]:
+    # ------------------------------------------------------------ reading
+    def _read_pair(self, path: Path) -> Optional[np.ndarray]:
+        """A stored pair, or None if missing or not exactly what we write."""
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data['key']) != key:
-                    return None
-                flows = data['flows']
-                stored_pos = data['positions']
-                frame_numbers = data['frame_numbers']
-        except Exception:  # noqa: BLE001 - any unreadable file is a cache miss
+            size = os.stat(path).st_size
+            # The size first: a crafted header cannot make us allocate more.
+            if not self._nbytes < size <= self._nbytes + _HEADER_SLACK:
+                return None
+            with open(path, 'rb') as f:
+                arr = np.load(f, allow_pickle=False)
+        except Exception:  # noqa: BLE001 - any unreadable file is a miss
             return None
-        n = len(positions)
-        h, w = self.flow_cfg.size
-        if (flows.shape != (n, h, w, 3) or stored_pos.shape != (n,)
-                or frame_numbers.shape != (n,)
-                or stored_pos.tolist() != list(positions)
-                or not np.isfinite(flows).all()):
+        if (not isinstance(arr, np.ndarray) or arr.dtype != np.float16
+                or arr.shape != self._shape or not np.isfinite(arr).all()):
             return None
-        return dict(flows=flows.astype(np.float32),
-                    positions=[int(p) for p in stored_pos],
-                    frame_numbers=[int(f) for f in frame_numbers])
+        return arr
+
+    def _read_pairs(self, record, keys: Dict[int, str]
+                    ) -> Dict[int, Optional[np.ndarray]]:
+        return {p: self._read_pair(self.pair_path(record, p, k))
+                for p, k in keys.items()}
+
+    def _as_set(self, record, positions, got) -> Dict:
+        return dict(flows=np.stack([got[int(p)] for p in positions]
+                                   ).astype(np.float32),
+                    positions=[int(p) for p in positions],
+                    frame_numbers=[int(record.frame_numbers[int(p)])
+                                   for p in positions])
 
     def load(self, record) -> Optional[Dict]:
-        """Read ``record``'s instance set if a valid, current file exists.
+        """Read ``record``'s instance set if every pair of it is on disk.
 
         Args:
             record: A :class:`~raicl_mm.datasets.records.ClipRecord`.
 
         Returns:
             ``{'flows': (N, H, W, 3) float32, 'positions': [int],
-            'frame_numbers': [int]}``, or None when the file is missing,
-            stale (key differs) or corrupt. Never raises for a bad file.
+            'frame_numbers': [int]}``, or None when a pair is missing,
+            stale or corrupt (never raises for a bad file).
+
+        Raises:
+            ValueError: The positions cannot be chosen (see
+                :func:`~raicl_mm.datasets.sampling.clip_positions`).
         """
-        path = self.path_for(record)
-        if not path.is_file():
+        positions = self.positions(record)
+        got = self._read_pairs(record, self.pair_keys(record, positions))
+        if any(v is None for v in got.values()):
             return None
-        key, positions = self._key_and_positions(record)
-        return self._read(path, key, positions)
+        self.stats['pairs_reused'] += len(got)
+        return self._as_set(record, positions, got)
 
-    def build(self, record) -> Dict:
-        """Compute ``record``'s instance set and write it atomically.
-
-        Returns:
-            The same dict as :meth:`load` (flows rounded through float16, as
-            a later load would return them).
-        """
-        key, positions = self._key_and_positions(record)
-        flows = extract_instance_set(record, self.flow_cfg, positions)
-        return self.store(record, flows, positions, key=key)
-
-    def store(self, record, flows: np.ndarray, positions: List[int],
-              key: Optional[str] = None) -> Dict:
-        """Write an instance set computed elsewhere (e.g. by the batched
-        TV-L1 of :func:`raicl_mm.flow.tvl1_torch.extract_all_torch`)
-        atomically, exactly as :meth:`build` does.
-
-        Args:
-            record: The clip.
-            flows: ``(N, H, W, 3)`` ``[u, v, strain]`` at the positions.
-            positions: The positions the flows were computed at; they must be
-                this cache's positions for the clip.
-            key: :meth:`key_for` taken *before* the frames were read (so a
-                frame edited meanwhile makes the file stale); None computes
-                it now.
-
-        Returns:
-            The same dict as :meth:`load`.
-        """
-        positions = [int(p) for p in positions]
-        if key is None:
-            key, expected = self._key_and_positions(record)
-            if expected != positions:
-                raise ValueError(f'positions {positions} are not this '
-                                 f'cache\'s positions {expected} for sample '
-                                 f'{record.sample_id}')
-        h, w = self.flow_cfg.size
-        flows = np.asarray(flows)
-        if flows.shape != (len(positions), h, w, 3):
-            raise ValueError(f'flows of sample {record.sample_id} have shape '
-                             f'{flows.shape}, expected '
-                             f'{(len(positions), h, w, 3)}')
-        flows16 = flows.astype(np.float16)  # float16 on disk, see module doc
-        frame_numbers = [int(record.frame_numbers[p]) for p in positions]
-        path = self.path_for(record)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                                   suffix='.tmp')
+    # ------------------------------------------------------------ writing
+    def _mkdir(self, folder: Path) -> None:
+        """Create ``folder`` (inside ``flow_dir``) and the setting's manifest."""
         try:
-            with os.fdopen(fd, 'wb') as f:
-                np.savez(f, key=np.array(key), version=CACHE_FORMAT_VERSION,
-                         flows=flows16,
-                         positions=np.asarray(positions, dtype=np.int64),
-                         frame_numbers=np.asarray(frame_numbers,
-                                                  dtype=np.int64),
-                         sample_id=np.array(record.sample_id))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise FlowCacheError(
+                f'flow cache folder {folder} cannot be created '
+                f'({err.strerror or err}); set flow_cache to a writable '
+                f'folder') from None
+        manifest = self.flow_dir / 'flow_key.json'
+        if not manifest.exists():
+            # For people and tools listing the cache; created once, never
+            # replaced (os.link fails if it exists).
+            text = json.dumps(self.flow_key, indent=2, sort_keys=True,
+                              default=str)
+            self._atomic_write(manifest, lambda f: f.write(text.encode()),
+                               replace=False)
+
+    def _atomic_write(self, path: Path, write: Callable, replace=True) -> None:
+        """Temp file in the same folder, 0666 & ~umask, fsync, rename."""
+        folder = path.parent
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{path.name}.',
+                                       suffix='.tmp')
+        except OSError as err:
+            raise FlowCacheError(
+                f'flow cache folder {folder} is not writable '
+                f'({err.strerror or err}); set flow_cache to a writable '
+                f'folder') from None
+        try:
+            try:
+                os.fchmod(fd, _file_mode())
+                with os.fdopen(fd, 'wb') as f:
+                    write(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if replace:
+                    os.replace(tmp, path)
+                else:
+                    try:
+                        os.link(tmp, path)
+                    except FileExistsError:
+                        pass
+                    os.unlink(tmp)
+            except OSError as err:
+                raise FlowCacheError(
+                    f'cannot write to the flow cache folder {folder} '
+                    f'({err.strerror or err})') from None
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        return dict(flows=flows16.astype(np.float32), positions=positions,
-                    frame_numbers=frame_numbers)
+
+    def _out_of_range(self, record, positions, flows: np.ndarray
+                      ) -> Dict[int, str]:
+        """``{position: why}`` for each flow float16 cannot hold."""
+        bad = {}
+        for p, f in zip(positions, flows):
+            finite = np.isfinite(f)
+            peak = float(np.abs(f[finite]).max()) if finite.any() else 0.0
+            if not finite.all() or peak > FLOAT16_MAX:
+                what = ('not finite' if not finite.all()
+                        else f'|value| up to {peak:.6g}')
+                bad[int(p)] = (f'frame {record.frame_numbers[int(p)]} '
+                               f'(position {int(p)}): {what}')
+        return bad
+
+    def store(self, record, flows: np.ndarray, positions: Sequence[int],
+              keys: Optional[Dict[int, str]] = None) -> Dict:
+        """Write computed pairs (atomically, float16), one file each.
+
+        Args:
+            record: The clip.
+            flows: ``(N, H, W, 3)`` ``[u, v, strain]`` at the positions.
+            positions: The positions the flows were computed at (any).
+            keys: :meth:`pair_keys` taken *before* the frames were read; None
+                computes them now.
+
+        Returns:
+            ``{'flows', 'positions', 'frame_numbers'}`` as :meth:`load` gives
+            them (flows rounded through float16).
+
+        Raises:
+            ValueError: Wrong shape, or a flow that float16 cannot hold
+                (|x| > 65504, NaN, inf): one line naming the clip and the
+                frames; the clip's other pairs are stored.
+            FlowCacheError: The folder cannot be written.
+        """
+        positions = [int(p) for p in positions]
+        if keys is None:
+            keys = self.pair_keys(record, positions)
+        flows = np.asarray(flows)
+        want = (len(positions),) + self._shape
+        if flows.shape != want:
+            raise ValueError(f'flows of sample {record.sample_id} have shape '
+                             f'{flows.shape}, expected {want}')
+        bad = self._out_of_range(record, positions, flows)
+        self._mkdir(self.clip_dir(record))
+        for p, f in zip(positions, flows):
+            if p in bad:
+                continue
+            path = self.pair_path(record, p, keys[p])
+            f16 = np.ascontiguousarray(f, dtype=np.float16)
+            self._atomic_write(path, lambda fh, a=f16: np.save(fh, a))
+            self._drop_stale(path)
+        if bad:
+            raise ValueError(
+                f'sample {record.sample_id}: flow out of float16 range, not '
+                f'stored (max {FLOAT16_MAX:g}): {"; ".join(bad.values())}')
+        return dict(flows=flows.astype(np.float16).astype(np.float32),
+                    positions=positions,
+                    frame_numbers=[int(record.frame_numbers[p])
+                                   for p in positions])
+
+    @staticmethod
+    def _drop_stale(path: Path) -> None:
+        """Remove the same frame's files of an older identity (best effort)."""
+        stem = path.name.rsplit('.', 2)[0]
+        try:
+            for other in path.parent.glob(f'{glob_escape(stem)}.*.npy'):
+                if other.name != path.name and \
+                        other.name.rsplit('.', 2)[0] == stem:
+                    try:
+                        other.unlink()
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------ filling
+    def fill(self, record, positions: Sequence[int],
+             compute: bool = True) -> Tuple[Dict[int, Optional[np.ndarray]],
+                                            int, int]:
+        """The pairs of ``positions``: read, and computed when missing.
+
+        Missing pairs are computed in one call of
+        :func:`~raicl_mm.flow.instances.extract_instance_set` under the
+        clip's lock (re-checked once the lock is held: another process may
+        have written them meanwhile).
+
+        Returns:
+            ``({position: (H, W, 3) float16 or None}, computed, reused)``;
+            a None only when ``compute=False``.
+        """
+        unique = sorted({int(p) for p in positions})
+        keys = self.pair_keys(record, unique)
+        got = self._read_pairs(record, keys)
+        missing = [p for p in unique if got[p] is None]
+        computed = 0
+        if missing and compute:
+            folder = self.clip_dir(record)
+            self._mkdir(folder)
+            with ClipLock(folder):
+                again = self._read_pairs(record, {p: keys[p] for p in missing})
+                got.update({p: a for p, a in again.items() if a is not None})
+                missing = [p for p in missing if got[p] is None]
+                if missing:
+                    flows = extract_instance_set(record, self.flow_cfg,
+                                                 missing)
+                    self.store(record, flows, missing, keys)
+                    for p, f in zip(missing, flows):
+                        got[p] = np.asarray(f, dtype=np.float16)
+                    computed = len(missing)
+        reused = sum(1 for v in got.values() if v is not None) - computed
+        self.stats['pairs_computed'] += computed
+        self.stats['pairs_reused'] += reused
+        return got, computed, reused
+
+    def flows_at(self, record, positions: Sequence[int],
+                 compute: bool = True) -> Optional[np.ndarray]:
+        """Onset->frame flows of ``record`` at any positions, from the cache.
+
+        What the apex spotter needs (every frame of a clip) and what any
+        sampling reads: pairs already on disk are read, the others computed
+        and stored, so a later instance set over the same frames costs
+        nothing.
+
+        Args:
+            record: A :class:`~raicl_mm.datasets.records.ClipRecord`.
+            positions: Indices into ``record.frame_paths`` (0 = the onset,
+                whose flow is ~0); repeats allowed.
+            compute: False = only read; None is returned if a pair is missing.
+
+        Returns:
+            ``(len(positions), H, W, 3)`` float32 ``[u, v, strain]``.
+        """
+        got, _, _ = self.fill(record, positions, compute=compute)
+        if any(v is None for v in got.values()):
+            return None
+        out = np.zeros((len(positions),) + self._shape, np.float32)
+        for i, p in enumerate(positions):
+            out[i] = got[int(p)]
+        return out
+
+    def build_status(self, record, positions: Optional[Sequence[int]] = None
+                     ) -> Tuple[Dict, int, int]:
+        """The instance set, computing its missing pairs.
+
+        Args:
+            record: The clip.
+            positions: The set's positions when already chosen (default:
+                :meth:`positions`).
+
+        Returns:
+            ``(instance set as load gives it, pairs computed, pairs reused)``.
+        """
+        positions = self.positions(record) if positions is None else [
+            int(p) for p in positions]
+        got, computed, reused = self.fill(record, positions)
+        return self._as_set(record, positions, got), computed, reused
+
+    def build(self, record) -> Dict:
+        """:meth:`load`, computing (and storing) the pairs that are missing."""
+        return self.build_status(record)[0]
 
     def load_or_build(self, record) -> Dict:
-        """:meth:`load`, rebuilding (and rewriting) when it gives None."""
-        cached = self.load(record)
-        if cached is not None:
-            return cached
+        """Alias of :meth:`build`: only missing pairs are ever computed."""
         return self.build(record)
 
     def load_or_build_status(self, record) -> Tuple[Dict, bool]:
-        """Like :meth:`load_or_build`, also saying whether it was rebuilt."""
-        cached = self.load(record)
-        if cached is not None:
-            return cached, False
-        return self.build(record), True
+        """Like :meth:`build`, also saying whether any pair was computed."""
+        out, computed, _ = self.build_status(record)
+        return out, computed > 0
+
+    def bytes_of(self, record, positions: Optional[Sequence[int]] = None
+                 ) -> int:
+        """Size on disk of the pair files of ``positions`` (default: the set)."""
+        total = 0
+        for path in self.paths_for(record, positions):
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters escaped (``glob.escape``)."""
+    import glob
+    return glob.escape(text)
+
+
+def _picklable(obj) -> bool:
+    import pickle
+    try:
+        pickle.dumps(obj)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _worker_init() -> None:
@@ -232,36 +572,50 @@ def _worker_init() -> None:
     set_worker_threads(1)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = ' '.join(str(exc).split())
+    return f'{type(exc).__name__}: {text}'
+
+
 def _extract_one(args) -> Dict:
-    cache, record = args
+    cache, record, positions = args
     try:
-        out, built = cache.load_or_build_status(record)
-        return dict(id=record.sample_id, built=built,
-                    pairs=len(out['positions']),
-                    bytes=cache.path_for(record).stat().st_size)
+        _, computed, reused = cache.build_status(record, positions)
+        return dict(id=record.sample_id, built=computed > 0,
+                    pairs_computed=computed, pairs_reused=reused,
+                    bytes=cache.bytes_of(record, positions))
+    except FlowCacheError as exc:
+        return dict(id=record.sample_id, cache_error=str(exc))
     except Exception as exc:  # noqa: BLE001 - reported, the others go on
-        return dict(id=record.sample_id, error=f'{type(exc).__name__}: {exc}')
+        return dict(id=record.sample_id, error=_one_line(exc))
 
 
 def extract_all(records: Iterable, cache: FlowCache,
                 workers: Optional[int] = None,
                 progress: bool = True) -> Dict:
-    """Fill the cache for every record, in parallel.
+    """Fill the cache with every record's instance set, in parallel.
+
+    Only the pairs not on disk are computed (whatever sampling wrote them).
 
     Args:
         records: ClipRecords.
         cache: The cache to fill.
         workers: Processes; None = all cores, 1 = in this process.
             Ignored for ``flow_cfg.method == 'tvl1_torch'``: that goes to
-            :func:`raicl_mm.flow.tvl1_torch.extract_all_torch` (one
-            process, many clips' pairs per batch, ``flow_cfg.device``).
+            :func:`raicl_mm.flow.batched.extract_all_torch` (one process,
+            many clips' pairs per batch, ``flow_cfg.device``).
         progress: Show a progress bar with ETA on stderr
             (``mmengine.utils.ProgressBar``).
 
     Returns:
-        ``{'built': n, 'reused': n, 'failed': [{'id', 'error'}],
-        'seconds': float, 'pairs_per_s': float (flow pairs computed per
-        second), 'bytes': total size of these clips' cache files}``.
+        ``{'built': clips with a pair computed, 'reused': clips read whole,
+        'pairs_computed': n, 'pairs_reused': n, 'failed': [{'id',
+        'error'}], 'seconds': float, 'pairs_per_s': float (pairs computed
+        per second), 'bytes': size of these clips' pair files}``.
+
+    Raises:
+        FlowCacheError: The cache cannot be written (one line naming the
+            folder); pairs written before stay.
     """
     if cache.flow_cfg.method == 'tvl1_torch':
         from .batched import extract_all_torch
@@ -277,14 +631,24 @@ def extract_all(records: Iterable, cache: FlowCache,
     if progress and records:
         from mmengine.utils import ProgressBar
         bar = ProgressBar(len(records), file=sys.stderr)
-    tasks = [(cache, r) for r in records]
-    results = []
+    results, tasks = [], []
     start = time.perf_counter()
+    for rec in records:
+        # Positions here, not in the workers: a spotter's motion_fn stays
+        # in this process.
+        try:
+            tasks.append((cache, rec, cache.positions(rec)))
+        except Exception as exc:  # noqa: BLE001 - the clip fails, others go on
+            results.append(dict(id=rec.sample_id, error=_one_line(exc)))
+            if bar is not None:
+                bar.update()
     if workers == 1:
         for task in tasks:
             results.append(_extract_one(task))
             if bar is not None:
                 bar.update()
+            if 'cache_error' in results[-1]:
+                break
     else:
         # Small chunks: clips differ a lot in cost, and the bar stays live.
         chunksize = max(1, min(8, len(tasks) // (workers * 8)))
@@ -299,14 +663,26 @@ def extract_all(records: Iterable, cache: FlowCache,
                 results.append(res)
                 if bar is not None:
                     bar.update()
+                if 'cache_error' in res:
+                    break  # leaving the block terminates the others
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.file.write('\n')
+    for res in results:
+        if 'cache_error' in res:
+            raise FlowCacheError(res['cache_error'])
+    return summarise(results, seconds)
+
+
+def summarise(results: List[Dict], seconds: float) -> Dict:
+    """The summary of :func:`extract_all` from per-clip results."""
     ok = [r for r in results if 'error' not in r]
-    pairs = sum(r['pairs'] for r in ok if r['built'])
+    pairs = sum(r['pairs_computed'] for r in ok)
     return dict(
         built=sum(1 for r in ok if r['built']),
         reused=sum(1 for r in ok if not r['built']),
+        pairs_computed=int(pairs),
+        pairs_reused=int(sum(r['pairs_reused'] for r in ok)),
         failed=sorted(({'id': r['id'], 'error': r['error']}
                        for r in results if 'error' in r),
                       key=lambda d: d['id']),
