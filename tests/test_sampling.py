@@ -203,3 +203,114 @@ def test_middle_position():
     assert middle_position(sample_positions(40, 'middle', 16)) == 20
     with pytest.raises(ValueError):
         middle_position([])
+
+
+# ---------------------------------------------------------------- apex source, spotter, fps
+from raicl_mm.datasets.records import ClipRecord  # noqa: E402
+from raicl_mm.datasets.sampling import (SamplingConfig, apex_report, clip_positions,  # noqa: E402
+                                        resample_indices, spot_apex)
+
+
+def _clip(num, apex=None, fps=200.0, start=100, meta=None):
+    return ClipRecord(dataset='casme2', subject='01', clip_id=f'c{num}_{apex}',
+                      label='negative', onset=start, apex=apex, offset=start + num - 1,
+                      frame_paths=[f'f{i}.jpg' for i in range(num)],
+                      frame_numbers=list(range(start, start + num)), fps=fps,
+                      meta=dict(meta or {}))
+
+
+def test_spot_apex_finds_the_peak_despite_a_spike_and_the_edges():
+    t = np.arange(41)
+    curve = np.exp(-0.5 * ((t - 27) / 5.0) ** 2)
+    curve[0] = 0.0
+    spiky = curve.copy()
+    spiky[8] = 3.0          # a one-frame spike (a blink frame): smoothed away
+    spiky[40] = 5.0         # motion at the offset: outside the margin
+    assert spot_apex(curve, sigma=0, margin=0) == 27
+    assert spot_apex(spiky, sigma=0.05, margin=0.1) == 27
+    assert spot_apex(spiky, sigma=0, margin=0) == 40
+    assert spot_apex([0.0, 1.0]) == 1
+    with pytest.raises(ValueError, match='at least 2 frames'):
+        spot_apex([1.0])
+    with pytest.raises(ValueError, match='position 2 is nan'):
+        spot_apex([0, 1, float('nan')])
+
+
+def test_apex_source_annotation_spotted_and_or():
+    motion = lambda rec: np.exp(-0.5 * ((np.arange(rec.num_frames) - 30) / 3.0) ** 2)
+    annotated = _clip(41, apex=110)
+    gap = _clip(41, apex=None)
+    single = dict(strategy='apex_single')
+    assert clip_positions(annotated, SamplingConfig(**single)) == [10]
+    spotted = SamplingConfig(apex_source='spotted', **single)
+    assert clip_positions(annotated, spotted, motion) == [30]
+    either = SamplingConfig(apex_source='annotation_or_spotted', **single)
+    assert clip_positions(annotated, either, motion) == [10]
+    assert clip_positions(gap, either, motion) == [30]
+    # a spotted frame number written by whoever has the flows wins over motion_fn
+    assert clip_positions(_clip(41, meta=dict(apex_spotted=125)), spotted) == [25]
+    with pytest.raises(ValueError, match=r"casme2/01/c41_None: .*needs the spotter.*motion_fn"):
+        clip_positions(gap, spotted)
+    with pytest.raises(ValueError, match='motion curve has 3 values for 41 frames'):
+        clip_positions(gap, spotted, lambda rec: [0, 1, 0])
+    # no apex-based strategy: the spotter is never asked
+    assert clip_positions(gap, SamplingConfig(strategy='middle', num_instances=4,
+                                              apex_source='spotted')) == [19, 20, 21, 22]
+
+
+def test_missing_apex_is_warned_counted_or_refused():
+    gap, ok = _clip(21, apex=None), _clip(21, apex=105)
+    cfg = SamplingConfig(strategy='apex_single')
+    with pytest.warns(UserWarning, match=r'casme2/01/c21_None: no apex .*clip centre'):
+        assert clip_positions(gap, cfg) == [10]
+    report = apex_report([gap, ok], cfg)
+    assert report['counts'] == dict(annotation=1, spotted=0, to_spot=0, centre_fallback=1)
+    assert report['centre_fallback'] == ['casme2/01/c21_None']
+    with pytest.raises(ValueError, match=r"c21_None: .*needs an apex.*annotation_or_spotted"):
+        clip_positions(gap, SamplingConfig(strategy='apex_single', missing_apex='error'))
+    either = apex_report([gap, ok], SamplingConfig(strategy='decay',
+                                                   apex_source='annotation_or_spotted'))
+    assert either['counts'] == dict(annotation=1, spotted=0, to_spot=1, centre_fallback=0)
+    assert apex_report([gap], SamplingConfig()) == dict(strategy='middle',
+                                                         apex_source='annotation',
+                                                         uses_apex=False)
+
+
+def test_resample_indices_uniform_frame_sampling():
+    # 200 -> 100 fps: every other frame
+    assert resample_indices(list(range(100, 121)), 200, 100) == list(range(0, 21, 2))
+    # frames missing on disk: the nearest existing frame in time, never invented
+    assert resample_indices([0, 1, 2, 5, 6], 200, 100) == [0, 2, 3, 4]
+    # 30 -> 100 fps: frames repeat
+    up = resample_indices([0, 1, 2], 30, 100)
+    assert up[0] == 0 and up[-1] == 2 and len(up) == 7 and up == sorted(up)
+    assert resample_indices([0, 1], 500, 100) == [0, 1]  # at least 2 instants
+    with pytest.raises(ValueError, match='frame rate'):
+        resample_indices([0, 1], 0, 100)
+
+
+def test_target_fps_chooses_real_frames_at_the_target_rate():
+    rec = _clip(101, apex=150, fps=500.0)   # 0.2 s at 500 fps
+    cfg = SamplingConfig(strategy='full', target_fps=100.0)
+    assert clip_positions(rec, cfg) == list(range(5, 101, 5))  # 20 instants after onset
+    window = clip_positions(rec, SamplingConfig(strategy='apex_window', num_instances=4,
+                                                target_fps=100.0))
+    assert window == [45, 50, 55, 60]           # consecutive at 100 fps, around the apex
+    same = clip_positions(rec, SamplingConfig(strategy='middle', num_instances=4))
+    assert same == [49, 50, 51, 52]             # without target_fps: native frames
+    with pytest.raises(ValueError, match='target_fps must be a positive'):
+        SamplingConfig(target_fps=0)
+
+
+def test_key_dict_keeps_old_keys_and_records_new_settings():
+    old = SamplingConfig().key_dict()
+    assert set(old) == {'strategy', 'num_instances', 'apex_jitter_std', 'seed'}
+    assert SamplingConfig(target_fps=100.0).key_dict()['target_fps'] == 100.0
+    spotted = SamplingConfig(apex_source='spotted').key_dict()
+    assert spotted['apex_source'] == 'spotted' and 'spot_sigma' in spotted
+    for bad, match in ((dict(apex_source='sheet'), 'apex_source'),
+                       (dict(missing_apex='skip'), 'missing_apex'),
+                       (dict(spot_margin=0.5), 'spot_margin'),
+                       (dict(spot_sigma=-1), 'spot_sigma')):
+        with pytest.raises(ValueError, match=match):
+            SamplingConfig(**bad)

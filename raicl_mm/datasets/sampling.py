@@ -281,13 +281,11 @@ class SamplingConfig:
         """
         out = asdict(self)
         defaults = {f.name: f.default for f in fields(self)}
-        for name in ('apex_source', 'missing_apex', 'target_fps', 'spot_sigma',
-                     'spot_margin'):
+        for name in ('apex_source', 'missing_apex', 'target_fps'):
             if out[name] == defaults[name]:
                 del out[name]
         if self.apex_source == 'annotation':
-            out.pop('spot_sigma', None)
-            out.pop('spot_margin', None)
+            del out['spot_sigma'], out['spot_margin']
         return out
 
 
