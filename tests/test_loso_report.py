@@ -1,4 +1,5 @@
-"""tools/loso_report.py and evaluation.pooling on a work dir in tmp_path."""
+"""tools/loso_report.py, protocol.report and evaluation.pooling on a work dir
+in tmp_path."""
 import csv
 import importlib.util
 import json
@@ -27,13 +28,16 @@ def load_tool():
     return module
 
 
-def make_work_dir(root, skip=()):
-    """Plan with 5 folds; casme2_sub01 has no 'surprise' sample."""
+def make_work_dir(root, skip=(), drop=(), failed=(), legacy=False):
+    """Plan with 5 folds; casme2_sub01 has no 'surprise' sample.
+
+    ``drop``: sample ids planned but left out of their fold's predictions;
+    ``failed``: those of them whose flow extraction failed in the plan;
+    ``legacy``: a plan from before ``fold_samples`` existed.
+    """
     rng = np.random.default_rng(0)
     truth = {}
-    with open(osp.join(root, 'loso_plan.json'), 'w') as f:
-        json.dump({'folds': FOLDS, 'classes': CLASSES,
-                   'config': 'configs/raicl_cde.py'}, f)
+    fold_samples = {}
     for fold in FOLDS:
         dataset, subject = fold.split('_')
         n = int(rng.integers(4, 9))
@@ -44,6 +48,8 @@ def make_work_dir(root, skip=()):
                   'subject': subject, 'gt': int(g), 'pred': int(p),
                   'scores': [0.2, 0.3, 0.5]} for i, (g, p) in
                  enumerate(zip(gt, pred))]
+        fold_samples[fold] = [p['sample_id'] for p in preds]
+        preds = [p for p in preds if p['sample_id'] not in drop]
         truth[fold] = preds
         if fold in skip:
             continue
@@ -51,6 +57,16 @@ def make_work_dir(root, skip=()):
         os.makedirs(d)
         with open(osp.join(d, 'predictions.json'), 'w') as f:
             json.dump({'classes': CLASSES, 'predictions': preds}, f)
+    plan = {'folds': FOLDS, 'classes': CLASSES,
+            'config': 'configs/raicl_cde.py'}
+    if not legacy:
+        plan['fold_samples'] = fold_samples
+        plan['failed_samples'] = [
+            {'sample_id': sid, 'fold': next(f for f in FOLDS
+                                            if sid in fold_samples[f]),
+             'error': 'RuntimeError: no face found'} for sid in failed]
+    with open(osp.join(root, 'loso_plan.json'), 'w') as f:
+        json.dump(plan, f)
     return truth
 
 
@@ -181,3 +197,108 @@ def test_pooled_report_api(tmp_path):
     assert set(report['datasets']) == {'casme2', 'samm'}
     assert report['num_folds_planned'] == 5
     assert report['config'] == 'configs/raicl_cde.py'
+
+
+# ------------------------------------------- samples planned vs scored
+class Ran:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_report(capsys):
+    """The tool's main() in this process (a subprocess costs seconds of
+    imports; test_missing_fold_refused runs the real command line)."""
+    tool = load_tool()
+
+    def run(*args):
+        capsys.readouterr()
+        rc = tool.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return Ran(rc, out.out, out.err)
+    return run
+
+
+def test_unscored_samples_refused_and_named(run_report, tmp_path):
+    """Issue 10 case 4: clips whose flow failed are not scored; the report
+    used to say "complete" with fewer samples than planned."""
+    make_work_dir(str(tmp_path), drop=('sub01_clip0', '006_clip1', '007_clip2'),
+                  failed=('sub01_clip0', '006_clip1'))
+    proc = run_report(tmp_path)
+    assert proc.returncode == 2, proc.stdout
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert 'incomplete run: 3 of ' in err
+    assert ('sub01_clip0 (flow extraction failed: RuntimeError: no face found)'
+            in err)
+    assert '006_clip1 (flow extraction failed' in err
+    assert '007_clip2 (not in fold_samm_007/predictions.json)' in err
+    assert '--allow-missing' in err
+    assert not (tmp_path / 'report').exists()
+
+
+def test_allow_missing_lists_unscored_samples(run_report, tmp_path):
+    truth = make_work_dir(str(tmp_path), drop=('sub01_clip0', '007_clip2'),
+                          failed=('sub01_clip0',))
+    proc = run_report(tmp_path, '--allow-missing')
+    assert proc.returncode == 0, proc.stderr
+    planned = sum(len(v) for v in truth.values()) + 2
+    assert f'samples scored: {planned - 2} of {planned} planned' in proc.stdout
+    assert ('  sub01_clip0 (fold casme2_sub01): flow extraction failed: '
+            'RuntimeError: no face found') in proc.stdout
+    assert '  007_clip2 (fold samm_007): not in fold_samm_007/' in proc.stdout
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    assert report['samples']['planned'] == planned
+    assert report['samples']['scored'] == planned - 2
+    assert [m['sample_id'] for m in report['samples']['missing']] == [
+        'sub01_clip0', '007_clip2']
+    assert report['samples']['per_fold']['samm_007']['missing'] == 1
+    md = (tmp_path / 'report' / 'report.md').read_text()
+    assert '2 planned samples not scored' in md and '`007_clip2`' in md
+    assert '| samm_007 |' in md
+
+
+def test_samples_of_a_missing_fold_are_counted(tmp_path):
+    make_work_dir(str(tmp_path), skip=('smic_s1',))
+    plan, folds = load_fold_predictions(str(tmp_path))
+    acc = pooled_report(plan, folds)['samples']
+    lost = [m for m in acc['missing'] if m['fold'] == 'smic_s1']
+    assert lost and all(m['why'] == 'fold not finished' for m in lost)
+    assert acc['planned'] == acc['scored'] + len(lost)
+
+
+def test_samples_not_in_the_plan_refused_even_with_allow_missing(run_report, tmp_path):
+    """A fold run on other data (or another plan) is never pooled."""
+    truth = make_work_dir(str(tmp_path))
+    extra = dict(truth['samm_006'][0], sample_id='006_intruder')
+    path = tmp_path / 'fold_samm_006' / 'predictions.json'
+    path.write_text(json.dumps({'classes': CLASSES, 'predictions':
+                                truth['samm_006'] + [extra]}))
+    proc = run_report(tmp_path, '--allow-missing')
+    assert proc.returncode == 2
+    assert 'fold samm_006: 006_intruder' in proc.stderr
+    assert '--new-plan' in proc.stderr
+
+
+def test_legacy_plan_without_samples_refused(run_report, tmp_path):
+    make_work_dir(str(tmp_path), legacy=True)
+    proc = run_report(tmp_path)
+    assert proc.returncode == 2
+    assert 'records no samples per fold' in proc.stderr
+    proc = run_report(tmp_path, '--allow-missing')
+    assert proc.returncode == 0, proc.stderr
+    assert 'samples scored: ' in proc.stdout and 'of ? planned' in proc.stdout
+
+
+@pytest.mark.parametrize('plan', [
+    '{"folds": ["a"], "classes": ["x"], "fold_samples": {"a": "s1"}}',
+    '{"folds": ["a"], "classes": ["x"], "fold_samples": []}',
+    '{"folds": ["a"], "classes": ["x"], "fold_samples": {"a": []}, '
+    '"failed_samples": "s1"}',
+    '[1, 2]', '\x00\xff', ''])
+def test_hostile_plan_is_one_line(run_report, tmp_path, plan):
+    (tmp_path / 'loso_plan.json').write_bytes(plan.encode('latin-1'))
+    proc = run_report(tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count('\n') == 1 and 'Traceback' not in proc.stderr
+    assert 'loso_plan.json' in proc.stderr

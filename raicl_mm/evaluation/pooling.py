@@ -44,7 +44,7 @@ def _read_json(path: str) -> Any:
     try:
         with open(path, encoding='utf-8') as f:
             return json.load(f)
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f'{path}: not valid JSON ({err})') from err
 
 
