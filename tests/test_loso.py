@@ -1,23 +1,52 @@
-"""tools/loso.py: every fold, resumable, failures isolated, pooled report."""
+"""tools/loso.py and raicl_mm.protocol: every fold, resumable, failures
+isolated, nothing lost, one runner per work dir, folds die with the runner."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
 
 from conftest import REPO, run_tool
 
-pytestmark = pytest.mark.slow
 EPOCHS = ['--cfg-options', 'train_cfg.max_epochs=5']
+OPTIONS = {'train_cfg.max_epochs': 5}
 
 
 def _report(work):
     rep = json.loads((work / 'report' / 'report.json').read_text())
     log = (work / 'report' / 'megc_log.csv').read_text()
     return rep, log
+
+
+def _procs_mentioning(text):
+    """pids of live processes whose command line contains ``text``."""
+    found = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmd = f.read().replace(b'\0', b' ').decode(errors='replace')
+            with open(f'/proc/{pid}/stat') as f:
+                if f.read().split(') ')[-1].startswith('Z'):
+                    continue  # a zombie writes nothing
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(int(pid))
+    return found
+
+
+def _wait_gone(text, seconds):
+    deadline = time.time() + seconds
+    while _procs_mentioning(text) and time.time() < deadline:
+        time.sleep(0.05)
+    return _procs_mentioning(text)
 
 
 @pytest.fixture(scope='module')
@@ -28,21 +57,45 @@ def reference(tiny_config, tmp_path_factory):
     return work, res
 
 
+@pytest.fixture(scope='module')
+def trained_fold(reference):
+    work, _ = reference
+    return work / 'fold_casme2_01' / 'epoch_5.pth'
+
+
+def _copy_run(reference, dest):
+    ref, _ = reference
+    shutil.copytree(ref, dest, ignore=shutil.ignore_patterns('loso.lock'))
+    # the plan names no fold dir; last_checkpoint markers name the old ones
+    for marker in dest.glob('fold_*/last_checkpoint'):
+        marker.write_text(marker.read_text().replace(str(ref), str(dest)))
+    return dest
+
+
+# ------------------------------------------------------------ whole runs
+@pytest.mark.slow
 def test_all_folds_run_and_are_pooled(reference):
     work, res = reference
     plan = json.loads((work / 'loso_plan.json').read_text())
     assert plan['folds'] == ['casme2_01', 'casme2_02', 'casme2_03']
+    assert {f: len(ids) for f, ids in plan['fold_samples'].items()} == {
+        'casme2_01': 3, 'casme2_02': 3, 'casme2_03': 3}
+    assert plan['failed_samples'] == []
+    assert plan['settings']['cfg_options'] == OPTIONS
     for fold in plan['folds']:
         assert (work / f'fold_{fold}' / 'predictions.json').is_file()
     rep, log = _report(work)
     assert rep['overall']['num_folds'] == 3
     assert rep['overall']['num_samples'] == 9
+    assert rep['samples']['planned'] == rep['samples']['scored'] == 9
     assert len(log.strip().splitlines()) == 1 + 9
     assert '| All (casme2) |' in res.stdout  # one dataset: no Composite row
+    assert 'samples scored: 9 of 9 planned' in res.stdout
     assert 'confusion_overall.png' in res.stdout
     assert 'confusion_casme2.png' not in res.stdout
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_folds(reference, tiny_config):
     work, _ = reference
     before = (work / 'fold_casme2_01' / 'predictions.json').stat().st_mtime
@@ -53,8 +106,12 @@ def test_rerun_skips_finished_folds(reference, tiny_config):
         == before
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
                                               tmp_path):
+    """SIGKILL of the runner alone (issue 10 case 8): its fold process must
+    die with it -- nothing is left writing -- and a rerun resumes the fold
+    to the same report."""
     ref_work, _ = reference
     work = tmp_path / 'killed'
     ckpt = work / 'fold_casme2_02' / 'last_checkpoint'  # after epoch_1.pth
@@ -66,9 +123,12 @@ def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
     deadline = time.time() + 600
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its fold process
+    fold_dir = str(work / 'fold_casme2_02')
+    assert _procs_mentioning(fold_dir), 'no fold process was running'
+    os.kill(proc.pid, signal.SIGKILL)  # the runner only, not its folds
     proc.wait()
     assert ckpt.exists(), 'the run never saved a checkpoint in the 2nd fold'
+    assert not _wait_gone(fold_dir, 5), 'fold processes outlived the runner'
     assert not (work / 'fold_casme2_02' / 'predictions.json').exists(), \
         'fold finished before the kill: nothing was interrupted'
     res = run_tool('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
@@ -82,6 +142,7 @@ def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
     assert rep['overall'] == ref_rep['overall']
 
 
+@pytest.mark.slow
 def test_failed_fold_is_reported_and_others_finish(tiny_config, tmp_path):
     work = tmp_path / 'failing'
     bad = work / 'fold_casme2_03'
@@ -92,6 +153,9 @@ def test_failed_fold_is_reported_and_others_finish(tiny_config, tmp_path):
                    '2', *EPOCHS)
     assert res.returncode == 1
     assert 'fold casme2_03: failed' in res.stdout
+    # the fold tool's own one-line error, not just an exit status
+    line = [ln for ln in res.stdout.splitlines() if 'casme2_03: failed' in ln]
+    assert 'epoch_1.pth' in line[0], line
     assert 'loso_stdout.log' in res.stderr
     for fold in ('casme2_01', 'casme2_02'):
         assert (work / f'fold_{fold}' / 'predictions.json').is_file()
@@ -99,23 +163,244 @@ def test_failed_fold_is_reported_and_others_finish(tiny_config, tmp_path):
     assert report.returncode == 2 and 'casme2_03' in report.stderr
 
 
-def test_resume_point_skips_a_partial_checkpoint(tmp_path, trained_fold):
+@pytest.mark.slow
+def test_final_checkpoint_without_predictions_is_tested(reference,
+                                                        tiny_config, tmp_path):
+    """Issue 10 case 5: killed after its last checkpoint, before scoring;
+    the rerun used to resume at max_epochs, train nothing and print
+    "failed (exit 0)"."""
+    work = _copy_run(reference, tmp_path / 'unscored')
+    (work / 'fold_casme2_02' / 'predictions.json').unlink()
+    shutil.rmtree(work / 'report')
+    res = run_tool('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert 'fold casme2_02: tested in' in res.stdout
+    log = (work / 'fold_casme2_02' / 'loso_stdout.log').read_text()
+    assert 'test: ' in log and 'tools/test.py' in log and 'epoch_5.pth' in log
+    rep, mlog = _report(work)
+    ref_rep, ref_log = _report(reference[0])
+    assert mlog == ref_log and rep['overall'] == ref_rep['overall']
+
+
+# ------------------------------------------------------- plan and lock
+@pytest.mark.slow
+def test_rerun_with_other_settings_refused(reference, tiny_config, tmp_path):
+    """Issue 10 case 7b: other --cfg-options used to keep the old folds and
+    overwrite the plan; now refused before anything runs."""
+    work = _copy_run(reference, tmp_path / 'other')
+    plan_before = (work / 'loso_plan.json').read_text()
+    res = run_tool('loso.py', tiny_config, '--work-dir', work,
+                   '--cfg-options', 'train_cfg.max_epochs=4')
+    assert res.returncode == 2
+    err = res.stderr.strip().splitlines()[-1]
+    assert err.startswith('error: ') and 'loso_plan.json was made with ' \
+        'other settings' in err
+    assert 'cfg_options.train_cfg.max_epochs: 5 -> 4' in err
+    assert '--new-plan' in err
+    assert (work / 'loso_plan.json').read_text() == plan_before
+    # --new-plan: the old plan and folds are archived, never pooled
+    res = run_tool('loso.py', tiny_config, '--work-dir', work, '--plan-only',
+                   '--new-plan', '--cfg-options', 'train_cfg.max_epochs=4')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert 'moved to' in res.stdout
+    archived = list((work / 'superseded').iterdir())
+    assert len(archived) == 1
+    assert (archived[0] / 'fold_casme2_01' / 'predictions.json').is_file()
+    assert (archived[0] / 'loso_plan.json').read_text() == plan_before
+    assert not list(work.glob('fold_*'))
+    plan = json.loads((work / 'loso_plan.json').read_text())
+    assert plan['settings']['cfg_options'] == {'train_cfg.max_epochs': 4}
+
+
+def test_second_runner_is_refused_with_the_holder(tiny_config, tmp_path):
+    """Issue 10 case 7a: two runners on one work dir."""
+    work = tmp_path / 'busy'
+    holder = subprocess.Popen(
+        [sys.executable, '-c', textwrap.dedent(f'''
+            import sys, time
+            sys.path.insert(0, {str(REPO)!r})
+            from raicl_mm.protocol.lock import work_dir_lock
+            with work_dir_lock({str(work)!r}, 'tools/loso.py'):
+                print('held', flush=True)
+                time.sleep(120)
+            ''')], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        res = run_tool('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
+        assert res.returncode == 2
+        err = res.stderr.strip().splitlines()[-1]
+        assert err.startswith('error: ') and 'loso.lock is held by pid ' \
+            f'{holder.pid} on host ' in err
+        assert 'since 20' in err and '(tools/loso.py)' in err
+        assert not (work / 'loso_plan.json').exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_lock_passes_to_guards_and_is_free_when_they_end(tmp_path):
+    from raicl_mm.protocol.lock import LockedError, work_dir_lock
+    lock = work_dir_lock(str(tmp_path)).acquire()
+    child = subprocess.Popen([sys.executable, '-c',
+                              'import time; time.sleep(60)'],
+                             pass_fds=(lock.fd,))
+    os.close(lock.fd)  # the runner is gone; its fold still holds the lock
+    lock.fd = None
+    other = work_dir_lock(str(tmp_path))
+    other.wait_s = 0.5
+    with pytest.raises(LockedError, match=f'pid {os.getpid()} on host'):
+        other.acquire()
+    child.kill()
+    child.wait()
+    other.acquire()  # nothing of the old runner left
+    other.release()
+
+
+# ------------------------------------------------------------ fold runner
+def test_fold_state_resume_and_final_checkpoint(tmp_path, trained_fold):
     """Killed between writing epoch_N.pth and the marker: use the newest
-    checkpoint that loads."""
-    sys.path.insert(0, str(REPO / 'tools'))
-    from loso import resume_point
+    checkpoint that loads; a final one is tested, not resumed."""
+    from raicl_mm.protocol.fold_runner import fold_state
     fold = tmp_path / 'fold_x'
     fold.mkdir()
-    assert resume_point(str(fold)) is None
+    assert fold_state(str(fold), 5).action == 'train'
     good = fold / 'epoch_1.pth'
     good.write_bytes(trained_fold.read_bytes())
     (fold / 'epoch_2.pth').write_bytes(b'partial')
-    assert resume_point(str(fold)) == str(good)
+    st = fold_state(str(fold), 5)
+    assert (st.action, st.checkpoint) == ('resume', str(good))
+    assert 'passed over epoch_2.pth' in st.note
     (fold / 'last_checkpoint').write_text(str(good))
-    assert resume_point(str(fold)) == 'auto'
+    assert (fold_state(str(fold), 5).action,
+            fold_state(str(fold), 5).checkpoint) == ('resume', 'auto')
+    final = fold / 'epoch_5.pth'
+    final.write_bytes(trained_fold.read_bytes())
+    (fold / 'last_checkpoint').write_text(str(final))
+    st = fold_state(str(fold), 5)
+    assert (st.action, st.checkpoint) == ('test', str(final))
+    (fold / 'last_checkpoint').unlink()
+    assert fold_state(str(fold), 5).action == 'test'
+    (fold / 'predictions.json').write_text('{}')
+    assert fold_state(str(fold), 5).action == 'finished'
 
 
-@pytest.fixture(scope='module')
-def trained_fold(reference):
-    work, _ = reference
-    return work / 'fold_casme2_01' / 'epoch_5.pth'
+def test_crafted_checkpoint_in_a_fold_is_refused_in_one_line(tmp_path):
+    """Issue 10 case 1, third path: a pickle dropped into a fold folder as
+    epoch_9.pth for the runner to resume from runs nothing."""
+    import torch
+
+    from raicl_mm.protocol.fold_runner import run_fold
+    marker = tmp_path / 'pwned'
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}',))
+
+    fold = tmp_path / 'work' / 'fold_casme2_01'
+    fold.mkdir(parents=True)
+    torch.save({'state_dict': {}, 'meta': Evil()}, fold / 'epoch_9.pth')
+    res = run_fold('casme2_01', str(tmp_path / 'work'), 'unused.py', 5)
+    assert not marker.exists()
+    assert res.status == 'failed'
+    assert res.message.startswith('error: refusing to load checkpoint ')
+    assert 'epoch_9.pth' in res.message and '\n' not in res.message
+    assert 'RAICL_TRUST_CHECKPOINT' in res.message
+    assert not (fold / 'loso_stdout.log').exists()  # no tool was started
+
+
+_RUNNER = '''
+import sys, time
+sys.path.insert(0, {repo!r})
+from raicl_mm.protocol import fold_runner
+log = open({log!r}, 'ab')
+proc = fold_runner.start_guarded(
+    [sys.executable, '-c', 'import time; time.sleep(300)', {tag!r}], log,
+    dict(__import__('os').environ))
+print(proc.pid, flush=True)
+if {stop}:
+    time.sleep(1.0)
+    print(fold_runner.stop_all(grace_s=2.0), flush=True)
+time.sleep(300)
+'''
+
+
+@pytest.mark.parametrize('how', ['SIGKILL', 'SIGTERM', 'stop_all'])
+def test_fold_group_dies_with_the_runner(tmp_path, how):
+    """A fold's tool (here a sleeper) is gone within a few seconds of the
+    runner being killed (SIGKILL: PR_SET_PDEATHSIG / stdin EOF), stopped
+    (SIGTERM handler of tools/loso.py is stop_all), or stop_all()."""
+    tag = f'raicl-test-sleeper-{how}-{os.getpid()}'
+    code = _RUNNER.format(repo=str(REPO), log=str(tmp_path / 'log'),
+                          tag=tag, stop=how == 'stop_all')
+    if how == 'SIGTERM':
+        code = code.replace('print(proc.pid, flush=True)', textwrap.dedent('''
+            import signal, os
+            def h(s, f):
+                fold_runner.stop_all(grace_s=2.0)
+                os._exit(143)
+            signal.signal(signal.SIGTERM, h)
+            print(proc.pid, flush=True)'''))
+    runner = subprocess.Popen([sys.executable, '-c', code],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        guard = int(runner.stdout.readline())
+        deadline = time.time() + 10
+        while not _procs_mentioning(tag) and time.time() < deadline:
+            time.sleep(0.05)
+        pids = _procs_mentioning(tag)
+        assert guard in pids and len(pids) == 2  # the guard and its tool
+        if how == 'stop_all':
+            assert runner.stdout.readline().strip() == '1'
+        else:
+            os.kill(runner.pid, getattr(signal, how))
+        assert not _wait_gone(tag, 5), f'{how}: fold processes survived'
+    finally:
+        runner.kill()
+        runner.wait()
+        for pid in _procs_mentioning(tag):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_flow_failure_is_in_the_plan_and_refused_by_the_report(
+        tiny_config, tmp_path, monkeypatch, capsys, reference):
+    """Issue 10 case 4: a clip whose flow extraction fails is recorded in
+    the plan, and a report that lacks it names it and refuses."""
+    from raicl_mm.flow.cache import FlowCache
+    from raicl_mm.protocol import loso
+    from raicl_mm.protocol.report import IncompleteRunError, make_report
+    plan = json.loads((reference[0] / 'loso_plan.json').read_text())
+    victim = plan['fold_samples']['casme2_02'][1]
+    real = FlowCache.load_or_build_status
+
+    def broken(self, record):
+        if record.sample_id == victim:
+            raise RuntimeError('no face found in the onset frame')
+        return real(self, record)
+    monkeypatch.setattr(FlowCache, 'load_or_build_status', broken)
+    work = tmp_path / 'lost'
+    assert loso.plan_only(str(tiny_config), str(work), OPTIONS) == 0
+    err = capsys.readouterr().err
+    assert f'flow extraction failed: {victim}: RuntimeError: no face' in err
+    assert f'1 clips of the plan have no flow and cannot be scored: ' \
+        f'{victim}' in err
+    new = json.loads((work / 'loso_plan.json').read_text())
+    assert new['fold_samples'] == plan['fold_samples']
+    assert new['failed_samples'] == [dict(
+        sample_id=victim, fold='casme2_02',
+        error='RuntimeError: no face found in the onset frame')]
+    # the folds as the dataset leaves the clip out of training and scoring
+    for fold in plan['folds']:
+        src = reference[0] / f'fold_{fold}' / 'predictions.json'
+        data = json.loads(src.read_text())
+        data['predictions'] = [p for p in data['predictions']
+                               if p['sample_id'] != victim]
+        (work / f'fold_{fold}').mkdir()
+        (work / f'fold_{fold}' / 'predictions.json').write_text(
+            json.dumps(data))
+    with pytest.raises(IncompleteRunError) as info:
+        make_report(str(work))
+    assert (f'1 of 9 planned samples not scored: {victim} (flow extraction '
+            f'failed: RuntimeError: no face found') in str(info.value)
+    rep = make_report(str(work), allow_missing=True)
+    assert rep['samples']['scored'] == 8
+    assert rep['samples']['missing'][0]['sample_id'] == victim
