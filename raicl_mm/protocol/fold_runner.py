@@ -38,6 +38,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GUARD = osp.join(osp.dirname(osp.abspath(__file__)), 'guard.py')
 PREDICTIONS_FILE = 'predictions.json'
 LOG_FILE = 'loso_stdout.log'
+_TRAIN_ONLY = ('train_dataloader', 'train_cfg', 'optim_wrapper',
+               'param_scheduler', 'val_dataloader', 'val_cfg', 'val_evaluator',
+               'auto_scale_lr')
 _EPOCH = re.compile(r'epoch_(\d+)\.pth')
 
 
@@ -156,6 +159,11 @@ def fold_command(state: FoldState, config: str, key: str, fold_dir: str,
         cmd = [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config,
                state.checkpoint, '--fold', key, '--work-dir', fold_dir,
                '--dump', osp.join(fold_dir, PREDICTIONS_FILE)]
+        # tools/test.py drops the training parts of the config; an option
+        # that sets one again would make the Runner refuse a half training
+        # set-up. The test loader's own options are kept.
+        cfg_options = {k: v for k, v in (cfg_options or {}).items()
+                       if not k.split('.')[0] in _TRAIN_ONLY}
     else:
         cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
                '--fold', key, '--work-dir', fold_dir]
