@@ -454,3 +454,231 @@ def test_extract_flows_tool_one_line_errors(tmp_path, capsys):
     assert str(blocker) in captured.err
     assert len(captured.err.strip().splitlines()) == 1
     assert 'concatenate' not in captured.err
+
+
+# ------------------------------------------------- one cache for every setting
+
+ABLATIONS = [f'm{i}' for i in range(1, 13)]
+
+
+def ablation_samplings():
+    """``(name, sampling dict)`` of the 12 Table 3 configs, as they load."""
+    from mmengine.config import Config
+
+    from conftest import REPO
+    from raicl_mm.engine.config import data_settings
+    out = []
+    for name in ABLATIONS:
+        path, = (REPO / 'configs' / 'ablations').glob(f'{name}_*.py')
+        sampling = dict(data_settings(Config.fromfile(str(path)))['sampling'])
+        out.append((path.stem, sampling))
+    return out
+
+
+def test_table3_sweep_computes_each_distinct_pair_once(tmp_path, monkeypatch):
+    """The 12 ablation configs' samplings, one after another, on a tiny
+    synthetic set: every distinct onset->frame pair is solved exactly once
+    (counted at the solver), a second sweep solves nothing, and today's
+    per-clip keying would have solved several times more."""
+    from raicl_mm.datasets.sources import build_records
+    data = tiny_synthetic(tmp_path / 'synthetic')
+    records = build_records(
+        'casme2_3cls', dict(casme2=str(data / 'Cropped')),
+        dict(casme2=str(data / 'CASME2-coding-synthetic.xlsx'))).records
+    assert len(records) == 4
+    solved = []
+    real = fc.extract_instance_set
+
+    def counting(record, cfg, positions):
+        solved.extend((record.sample_id, int(p)) for p in positions)
+        return real(record, cfg, positions)
+
+    monkeypatch.setattr(fc, 'extract_instance_set', counting)
+    sweep = ablation_samplings()
+    strategies = [s['strategy'] for _, s in sweep]
+    assert len(set(strategies)) == 8  # middle x4, apex_single x2, 6 others
+    seen, old_slot, old_pairs = set(), {}, 0
+    for name, sampling in sweep:
+        # N=4 so that 9-12-frame clips make the strategies differ.
+        cache = FlowCache(str(tmp_path / 'cache'), FAST,
+                          SamplingConfig(**dict(sampling, num_instances=4)))
+        want = {(r.sample_id, p) for r in records for p in cache.positions(r)}
+        summary = extract_all(records, cache, workers=1, progress=False)
+        assert summary['failed'] == [], name
+        assert summary['pairs_computed'] == len(want - seen), name
+        assert summary['pairs_reused'] == len(want & seen), name
+        seen |= want
+        # Today's cache: one file per clip, keyed by the sampling, so a
+        # config whose key differs from the file's rebuilds the whole set.
+        for r in records:
+            key = cache.sampling_cfg.key_dict()
+            if old_slot.get(r.sample_id) != key:
+                old_pairs += len(cache.positions(r))
+                old_slot[r.sample_id] = key
+    assert len(solved) == len(set(solved)) == len(seen)
+    assert old_pairs > len(seen)
+    assert len(list(cache.flow_dir.rglob('*.npy'))) == len(seen)
+    for name, sampling in sweep:  # the whole sweep again: nothing solved
+        cache = FlowCache(str(tmp_path / 'cache'), FAST,
+                          SamplingConfig(**dict(sampling, num_instances=4)))
+        assert extract_all(records, cache, workers=1,
+                           progress=False)['pairs_computed'] == 0
+    assert len(solved) == len(seen)
+
+
+def test_switching_strategies_never_recomputes(tmp_path, counter):
+    rec = make_clip(tmp_path / 'data', n=20)
+    total = 0
+    for strategy in ('middle', 'apex_single', 'full', 'middle', 'uniform'):
+        cache = cache_for(tmp_path, strategy=strategy)
+        out = cache.load_or_build(rec)
+        total += cache.stats['pairs_computed']
+        assert out['positions'] == clip_positions(rec, cache.sampling_cfg)
+    assert total == 19  # full = positions 1..19, each solved once
+    assert len(counter) == 2  # middle, then full's remaining pairs
+
+
+def test_flow_settings_coexist(tmp_path):
+    rec = make_clip(tmp_path / 'data')
+    a = cache_for(tmp_path)
+    b = cache_for(tmp_path, flow_cfg=FlowConfig(method='farneback',
+                                                size=(24, 24)))
+    fa, fb = a.load_or_build(rec), b.load_or_build(rec)
+    assert a.flow_dir != b.flow_dir and a.flow_dir.parent == b.flow_dir.parent
+    np.testing.assert_array_equal(a.load(rec)['flows'], fa['flows'])
+    np.testing.assert_array_equal(b.load(rec)['flows'], fb['flows'])
+    import json
+    key = json.loads((b.flow_dir / 'flow_key.json').read_text())
+    assert key['flow']['size'] == [24, 24]
+    assert b.flow_dir.name.startswith('farneback-24x24-')
+
+
+def test_flows_at_any_positions(tmp_path, counter):
+    """What the apex spotter reads: every frame's flow, from the cache."""
+    rec = make_clip(tmp_path / 'data', n=10)
+    cache = cache_for(tmp_path)
+    assert cache.flows_at(rec, [1, 2, 3], compute=False) is None
+    every = list(range(rec.num_frames))
+    flows = cache.flows_at(rec, every)
+    assert flows.shape == (10, 32, 32, 3) and flows.dtype == np.float32
+    # onset->onset: (Farneback's) ~0, far below the 0.5 px/frame drift
+    assert np.abs(flows[0, 8:-8, 8:-8, :2]).mean() < 0.05 < \
+        np.abs(flows[9, 8:-8, 8:-8, 0]).mean()
+    assert len(counter) == 1
+    again = cache.flows_at(rec, [5, 5, 2])
+    assert len(counter) == 1
+    np.testing.assert_array_equal(again, flows[[5, 5, 2]])
+    # The instance set of any sampling now costs nothing.
+    cache_for(tmp_path, strategy='full').load_or_build(rec)
+    cache.load_or_build(rec)
+    assert len(counter) == 1
+    with pytest.raises(ValueError, match='outside sample'):
+        cache.flows_at(rec, [10])
+
+
+def test_concurrent_writers_compute_each_pair_once(tmp_path):
+    """Two worker processes given the same clips at the same time: the
+    clip lock makes one compute and the other read."""
+    data = tmp_path / 'data'
+    recs = [make_clip(data, f'c{i}', n=10, seed=i) for i in range(3)]
+    cache = cache_for(tmp_path)
+    twice = [r for r in recs for _ in range(2)]  # each clip to both workers
+    summary = extract_all(twice, cache, workers=2, progress=False)
+    assert summary['failed'] == []
+    assert summary['pairs_computed'] == 3 * 4
+    assert summary['pairs_reused'] == 3 * 4
+    for r in recs:
+        assert cache.load(r) is not None
+
+
+@pytest.mark.parametrize('umask,mode', [(0o022, 0o644), (0o002, 0o664)])
+def test_files_are_readable_by_the_group(tmp_path, umask, mode):
+    rec = make_clip(tmp_path / 'data')
+    old = os.umask(umask)
+    try:
+        cache = cache_for(tmp_path)
+        cache.load_or_build(rec)
+    finally:
+        os.umask(old)
+    files = pair_files(cache, rec) + [cache.flow_dir / 'flow_key.json']
+    for path in files:
+        assert os.stat(path).st_mode & 0o777 == mode, path
+    assert os.stat(cache.clip_dir(rec)).st_mode & 0o777 == mode | 0o111
+
+
+def test_unwritable_cache_is_one_line_naming_the_folder(tmp_path,
+                                                        monkeypatch):
+    """Issue 10 item 9: no 'need at least one array to concatenate'."""
+    rec = make_clip(tmp_path / 'data')
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    cache = FlowCache(str(blocker / 'cache'), FAST,
+                      SamplingConfig(num_instances=4))
+    for workers in (1, 2):
+        with pytest.raises(fc.FlowCacheError) as err:
+            extract_all([rec, make_clip(tmp_path / 'data', f'w{workers}')],
+                        cache, workers=workers, progress=False)
+        assert str(blocker) in str(err.value)
+        assert '\n' not in str(err.value)
+    # A complete cache that has become read-only still loads; a write it
+    # would need is one line naming the folder.
+    good = cache_for(tmp_path)
+    good.load_or_build(rec)
+
+    def refuse(*a, **k):
+        raise PermissionError(13, 'Permission denied')
+
+    monkeypatch.setattr(fc.tempfile, 'mkstemp', refuse)
+    assert good.load(rec) is not None
+    assert extract_all([rec], good, workers=1,
+                       progress=False)['reused'] == 1
+    other = make_clip(tmp_path / 'data', 'other')
+    with pytest.raises(fc.FlowCacheError, match='not writable') as err:
+        good.build(other)
+    assert str(good.clip_dir(other)) in str(err.value)
+    monkeypatch.undo()
+    if os.geteuid() != 0:  # root ignores permission bits
+        os.chmod(good.flow_dir, 0o555)
+        try:
+            with pytest.raises(fc.FlowCacheError, match=str(good.flow_dir)):
+                good.build(make_clip(tmp_path / 'data', 'ro'))
+        finally:
+            os.chmod(good.flow_dir, 0o755)
+
+
+def test_out_of_range_flows_are_refused_naming_the_clip(tmp_path,
+                                                        monkeypatch):
+    """Issue 10 item 10: float16 would store inf, which load rejects."""
+    rec = make_clip(tmp_path / 'data')
+    cache = cache_for(tmp_path)
+    positions = cache.positions(rec)
+    flows = np.zeros((4, 32, 32, 3), np.float32)
+    flows[2, 5, 5, 0] = 7.0e4
+    with pytest.raises(ValueError, match='float16') as err:
+        cache.store(rec, flows, positions)
+    msg = str(err.value)
+    assert rec.sample_id in msg and f'frame {rec.frame_numbers[positions[2]]}' \
+        in msg and '\n' not in msg
+    # The pairs that fit are stored (nothing computed is lost), not the other.
+    got = cache.fill(rec, positions, compute=False)[0]
+    assert [got[p] is None for p in positions] == [False, False, True, False]
+    flows[2, 5, 5, 0] = 65504.0  # the largest float16 is fine
+    cache.store(rec, flows, positions)
+    assert cache.load(rec) is not None
+    # Through extract_all the clip is a named failure, the others go on.
+    good = make_clip(tmp_path / 'data', 'good')
+    bad = make_clip(tmp_path / 'data', 'bad')
+    real = fc.extract_instance_set
+
+    def blow_up(record, cfg, pos):
+        out = real(record, cfg, pos)
+        if record.sample_id == bad.sample_id:
+            out[0, 0, 0, 1] = np.inf
+        return out
+
+    monkeypatch.setattr(fc, 'extract_instance_set', blow_up)
+    summary = extract_all([good, bad], cache, workers=1, progress=False)
+    assert summary['built'] == 1
+    assert [f['id'] for f in summary['failed']] == [bad.sample_id]
+    assert 'not finite' in summary['failed'][0]['error']
+    assert cache.load(bad) is None

@@ -284,8 +284,9 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
     assert summary['built'] == 3 and summary['reused'] == 0
     assert [f['id'] for f in summary['failed']] == [broken.sample_id]
     assert summary['pairs_per_s'] > 0 and summary['seconds'] > 0
-    assert summary['bytes'] == sum(os.path.getsize(cache.path_for(r))
-                                   for r in recs)
+    assert summary['bytes'] == sum(os.path.getsize(p) for r in recs
+                                   for p in cache.paths_for(r))
+    assert summary['pairs_computed'] == 12 and summary['pairs_reused'] == 0
     assert calls == [12]  # all clips' pairs in one batch (< batch_pairs)
     for rec in recs:
         out = cache.load(rec)
@@ -303,7 +304,18 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
             atol=2e-3)
     again = extract_all(recs, cache, progress=False)
     assert again['built'] == 0 and again['reused'] == 3
+    assert again['pairs_computed'] == 0 and again['pairs_reused'] == 12
     assert calls == [12]
+    # Another sampling over the same flow setting: the batched path reads
+    # the pairs it shares and solves only the others, in one batch.
+    full = FlowCache(str(tmp_path / 'cache'), cfg,
+                     SamplingConfig(strategy='full'))
+    summary = extract_all(recs, full, progress=False)
+    assert summary['pairs_reused'] == 12
+    assert summary['pairs_computed'] == 3 * 5 - 12  # 6 frames: 5 pairs a clip
+    assert calls == [12, 3]
+    for rec in recs:
+        assert full.load(rec)['flows'].shape == (5, 32, 32, 3)
 
 
 def test_small_batches_split_clips_and_store_matches_build(tmp_path,
@@ -340,3 +352,45 @@ def test_small_batches_split_clips_and_store_matches_build(tmp_path,
         np.testing.assert_allclose(other.build(rec)['flows'], flows,
                                    atol=2e-3)
     assert real_flows is not None
+
+
+def test_batched_fill_waits_for_a_clip_another_writer_holds(tmp_path,
+                                                             monkeypatch):
+    """A clip locked by another filler is not solved twice: the batched
+    path finishes the others, then waits for the lock and reads its pairs."""
+    import threading
+
+    import raicl_mm.flow.batched as bt
+    import raicl_mm.flow.tvl1_torch as tt
+    from raicl_mm.flow.cache import ClipLock
+    real = tt.tvl1_batch
+    monkeypatch.setattr(bt, 'tvl1_batch',
+                        lambda r, t, params=None, device=None, **kw:
+                        real(r, t, params, device=device, **FAST))
+    data = tmp_path / 'data'
+    recs = [make_clip(data, f'c{i}', seed=i) for i in range(2)]
+    cfg = FlowConfig(method='tvl1_torch', size=(32, 32), device='cpu')
+    cache = FlowCache(str(tmp_path / 'cache'), cfg,
+                      SamplingConfig(num_instances=3))
+    other = FlowCache(str(tmp_path / 'cache'), cfg,
+                      SamplingConfig(num_instances=3))
+    folder = cache.clip_dir(recs[0])
+    folder.mkdir(parents=True)
+    held = ClipLock(folder)
+    assert held.acquire()
+    # The "other writer" stores clip 0's pairs, then lets go.
+    computed = fc.extract_instance_set(recs[0], FlowConfig(
+        method='farneback', size=(32, 32)), other.positions(recs[0]))
+
+    def other_writer():
+        other.store(recs[0], computed, other.positions(recs[0]))
+        held.release()
+
+    timer = threading.Timer(1.0, other_writer)
+    timer.start()
+    summary = bt.extract_all_torch(recs, cache, device='cpu', progress=False)
+    timer.join()
+    assert summary['failed'] == []
+    assert summary['pairs_computed'] == 3 and summary['pairs_reused'] == 3
+    np.testing.assert_array_equal(cache.load(recs[0])['flows'],
+                                  computed.astype(np.float16))
