@@ -360,3 +360,160 @@ def test_the_casme2_parser_reads_the_set(small_set):
         assert (rec.label, rec.onset, rec.apex, rec.offset) == (
             clip['emotion'], clip['onset'], clip['apex'], clip['offset'])
         assert rec.frame_numbers == list(range(clip['onset'], clip['offset'] + 1))
+
+
+# --------------------------------------------------------------------------
+# The benchmark design (presets, shared primary region, truth kept)
+# --------------------------------------------------------------------------
+from raicl_mm.synthetic.generator import (DISTRACTOR_REGIONS,  # noqa: E402
+                                         PRIMARY_REGION, SECONDARY_REGIONS,
+                                         clip_field)
+from raicl_mm.synthetic.presets import (BENCHMARK, PRESETS,  # noqa: E402
+                                       build_config, preset_config)
+from raicl_mm.synthetic.properties import measure_properties  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def quick_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp('quick') / 'set'
+    cfg = preset_config('quick')
+    return out, generate(str(out), cfg, workers=1), cfg
+
+
+def test_demo_preset_is_the_default_demo_set():
+    assert preset_config('demo') == SyntheticConfig()
+    with pytest.raises(ValueError, match="preset 'nope' unknown"):
+        preset_config('nope')
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['amplitud'\]"):
+        build_config({'preset': 'quick', 'amplitud': (0.1, 1.0)})
+    assert build_config({'preset': 'benchmark', 'seed': 3,
+                         'amplitude': [0.2, 0.5], 'out': 'x'}) == replace_cfg(
+        preset_config('benchmark'), seed=3, amplitude=(0.2, 0.5))
+
+
+def replace_cfg(cfg, **kw):
+    from dataclasses import replace
+    return replace(cfg, **kw)
+
+
+def test_benchmark_configs_use_the_preset():
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / 'configs' / 'benchmark' / 'm6_ours.py'))
+    spec = dict(cfg.train_dataloader.dataset.synthetic)
+    assert spec.pop('out') == 'data/synthetic_benchmark'
+    assert build_config(spec) == preset_config('benchmark')
+    shuffled = Config.fromfile(str(REPO / 'configs' / 'benchmark' /
+                                   'control_shuffled.py'))
+    s = dict(shuffled.train_dataloader.dataset.synthetic)
+    assert s.pop('shuffle_labels') == 1 and s.pop('out') != spec.get('out')
+    assert build_config(s) == preset_config('benchmark')
+
+
+def test_benchmark_plan_has_cde_size_and_balance():
+    faces, clips = plan(preset_config('benchmark'))
+    assert len(faces) == 26 and len(clips) >= 300
+    n = len(clips)
+    share = {e: sum(c['emotion'] == e for c in clips) / n
+             for e in ('disgust', 'happiness', 'surprise')}
+    assert share['disgust'] == pytest.approx(0.56, abs=0.005)
+    assert share['happiness'] == pytest.approx(0.25, abs=0.005)
+    assert share['surprise'] == pytest.approx(0.19, abs=0.005)
+    amps = [c['amplitude_px'] for c in clips]
+    assert 0.1 <= min(amps) and max(amps) <= 1.0
+    errors = [c['apex'] - c['true_apex'] for c in clips]
+    assert 1.0 < np.mean(np.abs(errors)) < 4.0  # frames: real coders' error
+    for c in clips:
+        assert c['regions']['primary'] == PRIMARY_REGION
+        assert c['regions']['secondary'] == SECONDARY_REGIONS[c['emotion']]
+        assert c['regions'].get('distractor', DISTRACTOR_REGIONS[0]) in \
+            DISTRACTOR_REGIONS
+        assert c['onset'] < c['apex'] <= c['offset']
+        assert 0.35 <= c['secondary_px'] / c['amplitude_px'] <= 0.7
+
+
+def test_shared_primary_field_is_class_independent_and_truth_is_kept(quick_set):
+    out, manifest, cfg = quick_set
+    clips = manifest['clips']
+    assert {c['emotion'] for c in clips} == set(SECONDARY_REGIONS)
+    res = cfg.size * cfg.supersample
+    for c in clips:
+        for k in ('primary', 'secondary'):
+            assert len(c['intensity'][k]) == c['num_frames']
+        assert max(c['intensity']['primary']) == 1.0
+        assert c['intensity']['primary'][c['true_apex'] - c['onset']] == 1.0
+        assert (out / c['mask_primary']).is_file()
+        assert (out / c['mask_secondary']).is_file()
+        # The applied field at the true apex: the primary at its full
+        # amplitude, the secondary weaker, inside its own region.
+        fld = clip_field(manifest_face(manifest, c, cfg), c, res,
+                         c['true_apex'] - c['onset'])
+        assert np.sqrt((fld ** 2).sum(-1)).max() <= \
+            c['amplitude_px'] + c['secondary_px'] + c.get('distractor_px', 0) + 1e-5
+    # Every class moves the same primary region (same mask for one subject).
+    by_subject = {}
+    for c in clips:
+        m = read(out / c['mask_primary'], grey=True)
+        by_subject.setdefault(c['subject'], []).append(m)
+    for masks in by_subject.values():
+        assert all(np.array_equal(masks[0], m) for m in masks)
+    # Secondary regions differ between classes of one subject.
+    sub = clips[0]['subject']
+    sec = {c['emotion']: read(out / c['mask_secondary'], grey=True)
+           for c in clips if c['subject'] == sub}
+    names = sorted(sec)
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            assert not np.array_equal(sec[names[i]], sec[names[j]])
+
+
+def manifest_face(manifest, clip, cfg):
+    faces, _ = plan(cfg)
+    return faces[int(clip['subject']) - 1]
+
+
+def test_shuffled_labels_keep_frames_and_truth(quick_set, tmp_path):
+    out, manifest, cfg = quick_set
+    other = tmp_path / 'shuffled'
+    m2 = generate(str(other), replace_cfg(cfg, shuffle_labels=1), workers=1)
+    assert tree_hash(other) == tree_hash(out)  # same frames and masks
+    assert [c['emotion'] for c in m2['clips']] == \
+        [c['emotion'] for c in manifest['clips']]
+    sheet = sorted(c['sheet_emotion'] for c in m2['clips'])
+    assert sheet == sorted(c['emotion'] for c in manifest['clips'])
+    assert any(c['sheet_emotion'] != c['emotion'] for c in m2['clips'])
+    df = pd.read_excel(other / SHEET_NAME, dtype={'Subject': str})
+    by_name = {(c['subject'], c['filename']): c['sheet_emotion'] for c in m2['clips']}
+    for _, row in df.iterrows():
+        assert row['Estimated Emotion'] == by_name[(row['Subject'], row['Filename'])]
+
+
+def test_properties_are_measured_from_the_truth(quick_set):
+    out, manifest, cfg = quick_set
+    props = measure_properties(str(out))
+    assert props['subjects'] == cfg.num_subjects
+    assert props['clips'] == len(manifest['clips'])
+    assert sum(props['class_fraction'].values()) == pytest.approx(1.0)
+    assert 0.1 <= props['primary_px']['min'] <= props['primary_px']['max'] <= 1.0
+    for area in props['region_area'].values():
+        assert 0 < area['primary'] < 0.5 and 0 < area['secondary'] < 0.5
+    assert 0 <= props['secondary_peak_not_at_annotated_apex'] <= 1
+    (out / 'bad').mkdir()
+    (out / 'bad' / 'manifest.json').write_text('{"clips": []}')
+    with pytest.raises(ValueError, match='no "clips" list'):
+        measure_properties(str(out / 'bad'))
+
+
+@pytest.mark.parametrize('kwargs, name', [
+    (dict(design='mixed'), 'design'),
+    (dict(class_weights=(1.0, 2.0)), 'class_weights'),
+    (dict(class_weights=(1.0, -1.0, 1.0)), 'class_weights'),
+    (dict(clips_range=(0, 4)), 'clips_range'),
+    (dict(amplitude_dist='normal'), 'amplitude_dist'),
+    (dict(secondary_lag=(-2.0, 0.0)), 'secondary_lag'),
+    (dict(apex_error_std=-0.1), 'apex_error_std'),
+    (dict(distractor_prob=1.5), 'distractor_prob'),
+    (dict(jpeg_quality_range=(50, 101)), 'jpeg_quality_range'),
+])
+def test_bad_benchmark_option_is_named(kwargs, name):
+    with pytest.raises(ValueError, match=f'SyntheticConfig.{name} '):
+        replace_cfg(preset_config('quick'), **kwargs).validate()

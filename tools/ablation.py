@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run the ablation grid (methods x seeds, k folds by subject), resumable.
 
-    python tools/ablation.py --seeds 0 1 2 --folds 3 \
+    python tools/ablation.py --seeds 0 1 2 --folds 2 \
         --out benchmarks/results/ablation_synthetic.json
 
 writes one record per run to ``--out`` and the Markdown table beside it
@@ -24,8 +24,8 @@ def parse_args(argv=None):
     p.add_argument('--only', nargs='+', default=None,
                    help='run only these of the default methods')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    p.add_argument('--folds', type=int, default=3,
-                   help='k folds by subject (default 3)')
+    p.add_argument('--folds', type=int, default=2,
+                   help='k folds by subject (default 2)')
     p.add_argument('--fold-seed', type=int, default=0,
                    help='seed of the subject split (shared by every run)')
     p.add_argument('--out', default='benchmarks/results/ablation_synthetic.json')

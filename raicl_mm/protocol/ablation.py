@@ -313,23 +313,72 @@ def device_name() -> str:
             f'x{torch.get_num_threads()} threads')
 
 
-def _train_fold(python: str, method: Method, seed: int, fold: Sequence[str],
-                work_dir: str, extra_options: Sequence[str], log_path: str
-                ) -> None:
-    cmd = [python, 'tools/train.py', method.config, '--fold', ','.join(fold),
-           '--work-dir', work_dir]
-    # The configs set `randomness` (mmaction2 keeps it over --seed).
-    cmd += ['--cfg-options', f'randomness.seed={int(seed)}',
+def _train_env() -> Dict[str, str]:
+    """The training subprocess's environment: one intra-op thread unless set.
+
+    Measured on the shared 2-core machine: with torch's default 2 OpenMP
+    threads and a load of ~10, an M1 step took 5-13 s of wall time against
+    0.08 CPU-s in one thread (spinning OpenMP workers lose their slices).
+    """
+    env = dict(os.environ)
+    for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        env.setdefault(name, '1')
+    return env
+
+
+_TRAIN_TOOL = None
+
+
+def _train_tool():
+    """``tools/train.py`` imported once (for in-process folds)."""
+    global _TRAIN_TOOL
+    if _TRAIN_TOOL is None:
+        import importlib.util
+        path = osp.join('tools', 'train.py')
+        if not osp.isfile(path):
+            raise AblationError(f'{path} not found: run from the repository '
+                                'root')
+        spec = importlib.util.spec_from_file_location('_raicl_train_tool', path)
+        _TRAIN_TOOL = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_TRAIN_TOOL)
+    return _TRAIN_TOOL
+
+
+def _train_fold(python: Optional[str], method: Method, seed: int,
+                fold: Sequence[str], work_dir: str,
+                extra_options: Sequence[str], log_path: str) -> None:
+    """``tools/train.py CONFIG --fold K1,K2,... --work-dir DIR``.
+
+    In this process when ``python`` is None (saves the ~35 s start-up of a
+    fresh interpreter per fold, measured on the shared 2-core machine), else
+    a subprocess of ``python``. Output goes to ``log_path``.
+    """
+    argv = [method.config, '--fold', ','.join(fold), '--work-dir', work_dir,
+            # The configs set `randomness` (mmaction2 keeps it over --seed).
+            '--cfg-options', f'randomness.seed={int(seed)}',
             *method.cfg_options, *extra_options]
     os.makedirs(work_dir, exist_ok=True)
     with open(log_path, 'a', encoding='utf-8') as log:
-        log.write(' '.join(cmd) + '\n')
+        log.write(' '.join(['tools/train.py', *argv]) + '\n')
         log.flush()
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
+        if python is None:
+            import contextlib
+            import traceback
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                try:
+                    rc = _train_tool().main(argv)
+                except SystemExit as err:
+                    rc = err.code
+                except Exception:  # noqa: BLE001 - reported with the log
+                    traceback.print_exc(file=log)
+                    rc = 1
+        else:
+            rc = subprocess.run([python, 'tools/train.py', *argv], stdout=log,
+                                stderr=subprocess.STDOUT,
+                                env=_train_env()).returncode
+    if rc not in (0, None):
         raise RuntimeError(f'{method.name} seed {seed} fold {",".join(fold)}: '
-                           f'tools/train.py exited {proc.returncode}; see '
-                           f'{log_path}')
+                           f'tools/train.py exited {rc}; see {log_path}')
 
 
 def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
@@ -352,13 +401,17 @@ def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
         extra_options: ``--cfg-options`` added to every run (e.g. epochs).
         fold_seed: Seed of the subject split (the same for every run).
         attention: Measure attention on the ground truth after each fold.
-        python: Interpreter for ``tools/train.py`` (default: this one).
+        python: Interpreter for ``tools/train.py`` in a subprocess per fold;
+            None (default) trains in this process.
         log: Progress printer.
 
     Returns:
         The results dict (also written to ``results_path``).
     """
-    python = python or sys.executable
+    if python is None:
+        import torch
+        if 'OMP_NUM_THREADS' not in os.environ:
+            torch.set_num_threads(1)  # see _train_env
     results = load_results(results_path)
     done = {r['key'] for r in results['runs']}
     subject_cache: Dict[str, List[List[str]]] = {}
