@@ -309,9 +309,12 @@ def test_crafted_checkpoint_in_a_fold_is_refused_in_one_line(tmp_path):
 
 
 _RUNNER = '''
-import sys, time
-sys.path.insert(0, {repo!r})
-from raicl_mm.protocol import fold_runner
+import importlib.util, sys, time
+# by path: the runner side of the guard needs no torch (fast to start)
+spec = importlib.util.spec_from_file_location(
+    'fold_runner', {repo!r} + '/raicl_mm/protocol/fold_runner.py')
+fold_runner = sys.modules['fold_runner'] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fold_runner)
 log = open({log!r}, 'ab')
 proc = fold_runner.start_guarded(
     [sys.executable, '-c', 'import time; time.sleep(300)', {tag!r}], log,
@@ -344,21 +347,28 @@ def test_fold_group_dies_with_the_runner(tmp_path, how):
                               stdout=subprocess.PIPE, text=True)
     try:
         guard = int(runner.stdout.readline())
+
+        def fold_procs():  # the runner's own command line names the tag
+            return [p for p in _procs_mentioning(tag) if p != runner.pid]
         deadline = time.time() + 10
-        while not _procs_mentioning(tag) and time.time() < deadline:
+        while len(fold_procs()) < 2 and time.time() < deadline:
             time.sleep(0.05)
-        pids = _procs_mentioning(tag)
+        pids = fold_procs()
         assert guard in pids and len(pids) == 2  # the guard and its tool
         if how == 'stop_all':
             assert runner.stdout.readline().strip() == '1'
         else:
             os.kill(runner.pid, getattr(signal, how))
-        assert not _wait_gone(tag, 5), f'{how}: fold processes survived'
+        deadline = time.time() + 5
+        while fold_procs() and time.time() < deadline:
+            time.sleep(0.05)
+        assert not fold_procs(), f'{how}: fold processes survived'
     finally:
         runner.kill()
         runner.wait()
         for pid in _procs_mentioning(tag):
-            os.kill(pid, signal.SIGKILL)
+            if pid != runner.pid:
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_flow_failure_is_in_the_plan_and_refused_by_the_report(
