@@ -129,3 +129,63 @@ def test_bad_data_and_missing_protocol(tmp_path, capsys):
     config = write_config(tmp_path / 'd.py', data_roots={})
     status, out, err = run_main([config], capsys)
     assert status == 2 and 'sets no protocol' in err
+
+
+# ---------------------------------------------------------------- MMEW, own sheets, frames
+def test_mmew_config_counts_and_flags_a_corrupt_frame(tmp_path, capsys):
+    mmew_tests = load('mmew_tests', Path(__file__).with_name('test_sources_mmew.py'))
+    roots, anns = mmew_tests.make_mmew(tmp_path)
+    config = write_config(tmp_path / 'mmew.py', protocol='mmew_5cls', data_roots=roots,
+                          ann_files=anns, sampling=dict(strategy='apex_single'))
+    status, out, err = run_main([config], capsys)
+    assert status == 0, err
+    info = json.loads(out)
+    assert (info['samples'], info['subjects']) == (5, 3)
+    assert info['apex']['counts']['annotation'] == 5
+    # the tree's frames are 0-byte files: every one is listed with its file
+    assert len(info['corrupt_frames']) == sum(
+        r[4] - r[2] + 1 for r in mmew_tests.ROWS if r[5] not in ('sadness', 'anger'))
+    assert all(c['why'] == 'empty file (0 bytes)' for c in info['corrupt_frames'])
+
+
+def test_own_sheet_config_with_holdout(tmp_path, capsys):
+    generic_tests = load('generic_tests', Path(__file__).with_name('test_sources_generic.py'))
+    roots, anns = generic_tests.make(tmp_path)
+    config = write_config(tmp_path / 'own.py', protocol=generic_tests.spec(),
+                          data_roots=roots, ann_files=anns,
+                          holdout=dict(by='subjects', train=['p1'], val=['p1x'], test=['p2']))
+    status, out, err = run_main([config, '--sheets-only'], capsys)
+    assert status == 2 and "holdout: subject(s) p1x match no sample" in err
+    status, out, err = run_main([config, '--sheets-only', '--cfg-options',
+                                 'holdout.val=None', 'holdout.train=[p1,p2]',
+                                 'holdout.test=[p2]'], capsys)
+    assert status == 2 and 'in both holdout.train and holdout.test' in err
+    config = write_config(tmp_path / 'own2.py', protocol=generic_tests.spec(),
+                          data_roots=roots, ann_files=anns,
+                          holdout=dict(by='column', train=['train'], val=None, test=['test'],
+                                       val_fraction=0.5))
+    status, out, err = run_main([config, '--sheets-only'], capsys)
+    assert status == 2 and 'leaves no validation or no training subject' in err
+
+
+def test_dfme_config_reads_its_own_sheet(tmp_path, capsys):
+    rows = []
+    for i in range(10):
+        rows.append(dict(Subject=f's{i:02d}', Filename='v1', Onset=1, Apex=20, Offset=60,
+                         Emotion='Anger', FPS=200, Split='train_data'))
+    rows += [dict(Subject='t1', Filename='v1', Onset=1, Apex=5, Offset=50,
+                  Emotion='contempt', FPS=500, Split='test_A'),
+             dict(Subject='t2', Filename='v9', Onset=1, Apex=5, Offset=50,
+                  Emotion='fear', FPS=300, Split='test_B')]
+    import pandas as pd
+    sheet = tmp_path / 'DFME_labels.xlsx'
+    pd.DataFrame(rows).to_excel(sheet, index=False)
+    status, out, err = run_main([REPO / 'configs' / 'raicl_dfme.py', '--sheets-only',
+                                 '--cfg-options',
+                                 f'test_dataloader.dataset.ann_files.dfme={sheet}'], capsys)
+    assert status == 0, err
+    info = json.loads(out)
+    assert info['protocol'] == 'dfme_7cls' and info['samples'] == 12
+    assert {k: v['samples'] for k, v in info['holdout'].items()} == dict(
+        train=8, val=2, test=1, unused=1)
+    assert info['classes']['anger'] == 10 and list(info['classes'])[0] == 'happiness'
