@@ -286,7 +286,7 @@ def test_slurm_loso_submissions(tiny_config, tmp_path):
                env)
     assert 'fold array 1000 (3 tasks, --array=0-2), report 1001' in res.stdout
     plan = json.loads((work / 'loso_plan.json').read_text())
-    assert set(plan) == PLAN_KEYS
+    assert PLAN_KEYS <= set(plan)  # and fold_samples, settings...
     assert plan['folds'] == ['casme2_01', 'casme2_02', 'casme2_03']
     assert plan['cfg_options'] == {'train_cfg.max_epochs': 1}
     array = (jobs / 'job_1000.args').read_text().split('\n')

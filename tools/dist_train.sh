@@ -72,9 +72,10 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 # Data preparation, once, before the workers start: the synthetic set (when
 # the config has `synthetic`) and every clip's flow instances in the cache,
-# exactly as tools/loso.py does it. Without it every rank would generate and
-# extract the same files at the same time (the synthetic generator clears its
-# folder first: concurrent ranks corrupt each other). PREPARE=auto (default):
+# exactly as tools/loso.py does it (raicl_mm.protocol.plan.prepare_data).
+# Without it every rank would generate and extract the same files at the
+# same time (the synthetic generator clears its folder first: concurrent
+# ranks corrupt each other). PREPARE=auto (default):
 # on single-node runs; PREPARE=1: always (multi-node: only with a node-local
 # cache, or on one node first); PREPARE=0: never (prepare it yourself with
 # tools/extract_flows.py / tools/loso.py).
@@ -85,14 +86,15 @@ import os, os.path as osp, sys
 root = os.environ['RAICL_ROOT']
 sys.path[:0] = [root, osp.join(root, 'tools')]
 import raicl_mm  # noqa: F401  (stack fixes)
-import loso, train
-from raicl_mm.runner_setup import ToolError, load_config
+import train
+from raicl_mm.engine.cli import one_line, user_errors
+from raicl_mm.protocol.loso import load_run_config
+from raicl_mm.protocol.plan import prepare_data
 args = train.parse_args(sys.argv[1:])
 try:
-    cfg = load_config(args.config, args.cfg_options)
-except ToolError as err:
-    sys.exit(f'error: {err}')
-loso.prepare(cfg)
+    prepare_data(load_run_config(args.config, args.cfg_options))
+except user_errors() + (ValueError, OSError) as err:
+    sys.exit(f'error: {one_line(err)}')
 PY
 fi
 

@@ -4,21 +4,23 @@
 #
 #   bash tools/slurm_loso.sh CONFIG WORK_DIR [PARTITION] [-- train.py args...]
 #
-# 1. Here, in the submitting shell (once, before anything is queued): the
-#    synthetic set when the config has `synthetic`, every clip's flow
-#    instances into the config's flow_cache, and WORK_DIR/loso_plan.json --
-#    the same preparation and the same plan (keys, fold order) as
-#    tools/loso.py, by calling its own functions.
-# 2. sbatch --array=0-(N-1): task i trains fold folds[i] of the plan with
-#      tools/train.py CONFIG --fold KEY --work-dir WORK_DIR/fold_KEY [args]
-#    A fold that already has predictions.json is skipped, one with a
-#    checkpoint resumes (as tools/loso.py does), so resubmitting the same
-#    command finishes an interrupted protocol.
-# 3. sbatch --dependency=afterany:ARRAY: tools/loso_report.py WORK_DIR (it
-#    exits 2 and says which folds are missing if some fold failed).
+# 1. Here, in the submitting shell (once, before anything is queued):
+#      tools/loso.py CONFIG --work-dir WORK_DIR --plan-only [args]
+#    the synthetic set when the config has `synthetic`, every clip's flow
+#    instances into the config's flow_cache, and WORK_DIR/loso_plan.json
+#    (folds, the samples of every fold, clips whose flow failed, settings).
+# 2. sbatch --array=0-(N-1): task i runs
+#      tools/loso.py CONFIG --work-dir WORK_DIR --task i [args]
+#    fold folds[i] exactly as tools/loso.py does (skipped when finished,
+#    tested from a final checkpoint, resumed from an earlier one, in a
+#    process group that dies with the task, locked per fold), so
+#    resubmitting the same command finishes an interrupted protocol.
+# 3. sbatch --dependency=afterany:ARRAY: tools/loso_report.py WORK_DIR (exit
+#    2 naming the folds and samples not scored).
 #
-# Arguments after `--` go to every tools/train.py (e.g. --cfg-options ...,
-# --amp); their --cfg-options also apply to the preparation and the plan.
+# Arguments after `--` are tools/loso.py's run options: --cfg-options ...,
+# --amp (they reach every fold's tools/train.py and are recorded in the plan;
+# a resubmission with other ones is refused), and --new-plan.
 #
 # Environment:
 #   PYTHON         interpreter (default: the checkout's .venv/bin/python,
@@ -67,38 +69,20 @@ JOB_NAME=${JOB_NAME:-raicl_loso}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 # ---- 1. prepare the data and write the plan (as tools/loso.py does) --------
-RAICL_ROOT="$ROOT" "$PYTHON" - "$CONFIG" "$WORK_DIR" "${TRAIN_ARGS[@]}" <<'PY'
-import os, os.path as osp, sys
-root = os.environ['RAICL_ROOT']
-sys.path[:0] = [root, osp.join(root, 'tools')]
-import raicl_mm  # noqa: F401  (stack fixes)
-import loso, train
-from raicl_mm.datasets.folds import list_folds
-from raicl_mm.datasets.sources import get_classes
-from raicl_mm.runner_setup import ToolError, load_config
-config, work_dir = sys.argv[1], sys.argv[2]
-args = train.parse_args([config] + sys.argv[3:])
-cfg_options = args.cfg_options or {}
-try:
-    cfg = load_config(config, cfg_options)
-except ToolError as err:
-    sys.exit(f'error: {err}')
-report, _ = loso.prepare(cfg)
-folds = list_folds(report.records)
-if not folds:
-    sys.exit('error: the config gives no folds (no samples?)')
-# Same file, same keys as tools/loso.py writes (loso_report.py reads it).
-loso._atomic_json(osp.join(work_dir, 'loso_plan.json'), dict(
-    config=config,
-    cfg_options=cfg_options, protocol=cfg.protocol,
-    classes=list(get_classes(cfg.protocol)), folds=folds,
-    samples=len(report.records),
-    flow=dict(cfg.flow_cfg), sampling=dict(cfg.sampling)))
-print(f'LOSO plan: {len(folds)} folds -> {osp.join(work_dir, "loso_plan.json")}',
-      file=sys.stderr)
-PY
-N=$("$PYTHON" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["folds"]))' \
-    "$WORK_DIR/loso_plan.json")
+# tools/loso.py --plan-only: locks the work dir while planning, refuses a plan
+# made with other settings (pass --new-plan after `--` to archive it), and
+# prints the number of folds on its last line.
+N=$("$PYTHON" "$ROOT/tools/loso.py" "$CONFIG" --work-dir "$WORK_DIR" --plan-only \
+    "${TRAIN_ARGS[@]}" | tail -n 1)
+case "$N" in
+    ''|*[!0-9]*) echo "error: no plan was written for $CONFIG" >&2; exit 2 ;;
+esac
+[ "$N" -gt 0 ] || { echo "error: the config gives no folds (no samples?)" >&2; exit 2; }
+# --new-plan is for the plan only; the array tasks check the new plan.
+TASK_ARGS=()
+for a in "${TRAIN_ARGS[@]}"; do
+    [ "$a" = --new-plan ] || TASK_ARGS+=("$a")
+done
 
 SB=(--parsable --chdir="$ROOT" --export=ALL)
 [ -n "$PARTITION" ] && SB+=(--partition="$PARTITION")
@@ -122,17 +106,10 @@ ARRAY_ID=$(sbatch "${SB[@]}" --job-name="$JOB_NAME" --array="$ARRAY" \
 set -euo pipefail
 export OMP_NUM_THREADS=\${SLURM_CPUS_PER_TASK:-$CPUS_PER_TASK}
 export MKL_NUM_THREADS=\$OMP_NUM_THREADS
-KEY=\$($(q "$PYTHON") -c 'import json, sys; print(json.load(open(sys.argv[1]))["folds"][int(sys.argv[2])])' $(q "$WORK_DIR/loso_plan.json") "\$SLURM_ARRAY_TASK_ID")
-FOLD_DIR=$(q "$WORK_DIR")/fold_\$KEY
-mkdir -p "\$FOLD_DIR"
-if [ -f "\$FOLD_DIR/predictions.json" ]; then
-    echo "fold \$KEY: finished before, skipped"
-    exit 0
-fi
-RESUME=()
-[ -f "\$FOLD_DIR/last_checkpoint" ] && RESUME=(--resume)
-echo "fold \$KEY (task \$SLURM_ARRAY_TASK_ID) on \$(hostname)"
-exec $(q "$PYTHON" "$ROOT/tools/train.py" "$CONFIG") --fold "\$KEY" --work-dir "\$FOLD_DIR" "\${RESUME[@]}" $(q "${TRAIN_ARGS[@]}")
+echo "task \$SLURM_ARRAY_TASK_ID on \$(hostname)"
+# The fold of the plan: skipped when finished, tested from its final
+# checkpoint, resumed from an earlier one, else trained; locked per fold.
+exec $(q "$PYTHON" "$ROOT/tools/loso.py" "$CONFIG") --work-dir $(q "$WORK_DIR") --task "\$SLURM_ARRAY_TASK_ID" $(q "${TASK_ARGS[@]}")
 EOF
 )
 ARRAY_ID=${ARRAY_ID%%;*}
