@@ -173,6 +173,68 @@ def test_overlay_and_strip():
         instance_strip(inst, heats, ['a', 'b'])
 
 
+def test_strip_over_aligned_frames_with_region_outline():
+    rng = np.random.default_rng(1)
+    inst = rng.normal(size=(2, 16, 16, 3)).astype(np.float32)
+    heats = {'CAM': np.zeros((2, 16, 16), np.float32)}
+    frames = np.full((2, 16, 16), 200, np.uint8)
+    frames[1] = 50
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:12] = 1
+    tile = 32
+    strip = instance_strip(inst, heats, ['a', 'b'], tile=tile, frames=frames,
+                           outline=mask)
+    plain = instance_strip(inst, heats, ['a', 'b'], tile=tile)
+    # One more row (the aligned frame) than without frames.
+    assert strip.shape[0] == plain.shape[0] + tile + 4
+    # The frame row shows the frames; the zero CAM over them keeps their
+    # grey (JET's dark blue blended at 0.5), different per instance.
+    x0, y0 = 136 + 4, 20 + 4
+    assert (strip[y0 + 2, x0 + 2] == 200).all()
+    assert (strip[y0 + 2, x0 + tile + 4 + 2] == 50).all()
+    cam_y = y0 + 2 * (tile + 4)
+    a = strip[cam_y + 1, x0 + 1].astype(int)
+    b = strip[cam_y + 1, x0 + tile + 4 + 1].astype(int)
+    assert a.sum() > b.sum() + 100
+    # The outline: white pixels on the region's border only.
+    cam = strip[cam_y:cam_y + tile, x0:x0 + tile]
+    white = (cam == 255).all(axis=2)
+    assert white[8, 8:24].any() and not white[16, 16]
+    assert not white[0:4, 0:4].any()
+    with pytest.raises(ValueError, match='frames'):
+        instance_strip(inst, heats, ['a', 'b'], frames=frames[:1])
+
+
+def test_pictures_go_through_the_mmengine_visualizer(tmp_path):
+    from mmengine.visualization import Visualizer
+
+    from raicl_mm.visualization import add_image, plot_confusion
+    from raicl_mm.visualization.publish import current_visualizer
+    img = np.zeros((10, 12, 3), np.uint8)
+    img[..., 0] = 255  # blue in BGR
+    vis = Visualizer(name='raicl_test_publish',
+                     vis_backends=[dict(type='LocalVisBackend')],
+                     save_dir=str(tmp_path / 'run'))
+    assert add_image('cam_x', img, step=3, visualizer=vis)
+    saved = tmp_path / 'run' / 'vis_data' / 'vis_image' / 'cam_x_3.png'
+    back = cv2.imread(str(saved))
+    assert back is not None and (back[..., 0] == 255).all() and \
+        (back[..., 2] == 0).all()  # the BGR -> RGB -> BGR round trip
+    # A run's visualizer (built through get_instance, as the Runner does)
+    # gets the confusion matrix that the report draws.
+    run_vis = Visualizer.get_instance(
+        'raicl_test_run', vis_backends=[dict(type='LocalVisBackend')],
+        save_dir=str(tmp_path / 'run2'))
+    assert current_visualizer() is run_vis
+    plot_confusion(np.array([[2, 1], [0, 3]]), ['a', 'b'], 't',
+                   str(tmp_path / 'confusion_fold_x.png'), step=5)
+    sent = tmp_path / 'run2' / 'vis_data' / 'vis_image' / \
+        'confusion_confusion_fold_x_5.png'
+    assert sent.is_file()
+    with pytest.raises(ValueError, match='cam_bad'):
+        add_image('cam_bad', np.zeros((4, 4, 2), np.uint8), visualizer=vis)
+
+
 # --------------------------------------------------------------------------
 # the tool, end to end
 # --------------------------------------------------------------------------
@@ -203,11 +265,19 @@ def test_visualize_tool(tiny_config, trained, tmp_path):
             assert img is not None and img.ndim == 3 and img.size > 0
         assert (out / (s['sample_id'].replace('/', '_') + '.png')).is_file()
         assert s['mask'].endswith('.png')
-        assert 0.0 <= s['cam_in_mask'] <= 1.0
-        assert 0.0 <= s['gradcam_in_mask'] <= 1.0
+        # None = an all-zero CAM on every instance (no attention to place,
+        # mask_mass's NaN): a 2-epoch tiny model can have one.
+        for key in ('cam_in_mask', 'gradcam_in_mask'):
+            assert s[key] is None or 0.0 <= s[key] <= 1.0
         assert 0.0 < s['mask_area'] < 1.0
+        # The strip: frame, flow and 3 heat rows, over the aligned frames.
+        strip = cv2.imread(s['pictures'][0])
+        assert strip.shape[0] > 5 * 96
         assert s['frame_numbers'] == sorted(s['frame_numbers'])
     assert 0.0 <= summary['mean_cam_in_mask'] <= 1.0
+    # The strips also went to the visualizer (LocalVisBackend under OUT).
+    sent = list((out / 'vis_data' / 'vis_image').glob('cam_*_*.png'))
+    assert len(sent) == 2
     assert 0.0 < summary['mean_mask_area'] < 1.0
 
 

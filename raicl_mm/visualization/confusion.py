@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 
 def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str,
-                   out_path: str) -> str:
+                   out_path: str, step: int = 0) -> str:
     """Draw a confusion matrix and save it as a PNG, atomically.
 
     Colour is the row-normalised rate (each ground-truth row sums to 1, so a
@@ -25,6 +25,9 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str,
         classes: ``C`` class names for both axes.
         title: Figure title (e.g. with UF1/UAR).
         out_path: Destination ``.png`` path; its folder is created.
+        step: Step under which the picture also goes to the run's mmengine
+            visualizer as ``confusion_<file stem>`` (see
+            :mod:`raicl_mm.visualization.publish`; nothing outside a run).
 
     Returns:
         ``out_path``.
@@ -72,4 +75,8 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str,
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    # Also into the run's visualizer (TensorBoard), when there is a run.
+    from .publish import add_image_file
+    add_image_file('confusion_' + osp.splitext(osp.basename(out_path))[0],
+                   out_path, step=step)
     return out_path
