@@ -240,3 +240,19 @@ def test_landmarks_config_key_and_validation(tmp_path):
     photo = cv2.imread(GRACE, cv2.IMREAD_GRAYSCALE)
     with pytest.raises(RuntimeError, match='bad.dat'):
         face_mod.align_clip(photo, cfg, 'x', 'y')
+
+
+def test_haar_without_face_falls_back_by_option(monkeypatch):
+    def no_face(onset, cfg, path, sample_id):
+        raise ValueError(f'no face on {path} of {sample_id}')
+
+    monkeypatch.setattr(face_mod, '_haar_box', no_face)
+    img = np.full((60, 80), 90, np.uint8)
+    with pytest.raises(ValueError, match='frame.png'):
+        face_mod.align_clip(img, FlowConfig(face_crop='haar'), 'frame.png',
+                            's/1/a')
+    cfg = FlowConfig(face_crop='haar', no_face='whole_frame', size=(16, 16))
+    with pytest.warns(UserWarning, match='s/1/b'):
+        al = face_mod.align_clip(img, cfg, 'frame.png', 's/1/b')
+    assert not al.face_found and al.apply(img).shape == (16, 16)
+    assert 's/1/b' in face_mod.no_face_clips()
