@@ -218,9 +218,12 @@ def test_hostile_pair_files_never_unpickle_or_allocate(tmp_path):
         np.lib.format.write_array_header_1_0(f, header)
         f.write(b'\x00' * (32 * 32 * 3 * 2))
     assert cache.load(rec) is None
-    # A link to something that is not a file.
+    # A link to something that is not a file, and a FIFO (must not hang).
     path.unlink()
     path.symlink_to('/dev/zero')
+    assert cache.load(rec) is None
+    path.unlink()
+    os.mkfifo(path)
     assert cache.load(rec) is None
 
 
