@@ -380,13 +380,13 @@ def test_flow_failure_is_in_the_plan_and_refused_by_the_report(
     from raicl_mm.protocol.report import IncompleteRunError, make_report
     plan = json.loads((reference[0] / 'loso_plan.json').read_text())
     victim = plan['fold_samples']['casme2_02'][1]
-    real = FlowCache.load_or_build_status
+    real = FlowCache.fill
 
-    def broken(self, record):
+    def broken(self, record, *args, **kwargs):
         if record.sample_id == victim:
             raise RuntimeError('no face found in the onset frame')
-        return real(self, record)
-    monkeypatch.setattr(FlowCache, 'load_or_build_status', broken)
+        return real(self, record, *args, **kwargs)
+    monkeypatch.setattr(FlowCache, 'fill', broken)
     work = tmp_path / 'lost'
     assert loso.plan_only(str(tiny_config), str(work), OPTIONS) == 0
     err = capsys.readouterr().err

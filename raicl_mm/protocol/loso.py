@@ -34,7 +34,8 @@ def _say(*lines: str, err: bool = False) -> None:
 
 def _user_errors() -> tuple:
     from raicl_mm.engine.cli import user_errors
-    return user_errors() + (PlanError, LockedError)
+    from raicl_mm.flow.cache import FlowCacheError
+    return user_errors() + (PlanError, LockedError, FlowCacheError)
 
 
 def load_run_config(config: str, cfg_options: Optional[Dict]):
@@ -85,11 +86,19 @@ def _plan_under_lock(config: str, cfg, work_dir: str, cfg_options, amp: bool,
             plan['created'] = old.get('created', plan['created'])
     write_plan(work_dir, plan)
     if plan['failed_samples']:
+        from raicl_mm.engine.config import data_settings
+        policy = data_settings(cfg).get('on_missing', 'error')
+        hint = ('every fold that holds one refuses it (dataset on_missing='
+                "'error'); --cfg-options {train,val,test}_dataloader.dataset."
+                "on_missing=skip leaves them out, and the report then "
+                'refuses the run unless --allow-missing'
+                if policy == 'error' else
+                'the folds leave them out (on_missing=skip); the report '
+                'refuses the run unless --allow-missing')
         _say(f'{len(plan["failed_samples"])} clips of the plan have no flow '
              f'and cannot be scored: '
              + ', '.join(f['sample_id'] for f in plan['failed_samples'])
-             + ' (the report will refuse the run unless --allow-missing)',
-             err=True)
+             + f'; {hint}', err=True)
     return plan
 
 

@@ -78,34 +78,25 @@ def run_settings(config: str, cfg, cfg_options: Optional[Dict],
                 data=data)
 
 
-def fill_flow_cache(cfg, records) -> Dict[str, Any]:
-    """Compute every record's instance set into the config's flow cache.
-
-    The same cache, key and solver the dataset uses (data settings of the
-    dataset dicts), on ``flow_workers`` processes; a clip that fails is in
-    the summary's ``failed`` list, with its error.
-    """
-    from raicl_mm.datasets.sampling import SamplingConfig
-    from raicl_mm.engine.config import data_settings
-    from raicl_mm.flow import FlowConfig
-    from raicl_mm.flow.cache import FlowCache, extract_all
-    ds = data_settings(cfg)
-    cache = FlowCache(ds.get('flow_cache', 'cache/flows'),
-                      FlowConfig(**dict(ds.get('flow_cfg') or {})),
-                      SamplingConfig(**dict(ds.get('sampling') or {})))
-    return extract_all(records, cache, workers=ds.get('flow_workers'),
-                       progress=True)
-
-
 def prepare_data(cfg):
     """The embedded synthetic set (if asked for), the records, every flow.
 
+    The cache is filled by the flow room's own
+    :func:`raicl_mm.datasets.instance_sets.extract_config_flows` (the data
+    settings of the dataset dicts, the same cache and key the dataset
+    reads); each clip that fails is printed with its error and kept in the
+    summary's ``failed`` list for the plan.
+
     Returns:
         ``(ParseReport, flow summary)``.
+
+    Raises:
+        FlowCacheError: The cache folder cannot be written (one line).
     """
+    from raicl_mm.datasets.instance_sets import extract_config_flows
     from raicl_mm.engine.config import load_records
-    report = load_records(cfg)  # generates the synthetic set first
-    summary = fill_flow_cache(cfg, report.records)
+    summary = extract_config_flows(cfg, progress=True)  # synthetic set first
+    report = load_records(cfg)
     for fail in summary['failed']:
         print(f"flow extraction failed: {fail['id']}: {fail['error']}",
               file=sys.stderr)
@@ -121,7 +112,7 @@ def build_plan(config: str, cfg, cfg_options: Optional[Dict], report,
         cfg: The merged, checked config.
         cfg_options: The run's ``--cfg-options``.
         report: ``ParseReport`` of the protocol.
-        flow_summary: What :func:`fill_flow_cache` returned.
+        flow_summary: The flow summary of :func:`prepare_data`.
         amp: Whether the folds train with ``--amp``.
     """
     from raicl_mm.datasets.folds import list_folds
