@@ -134,3 +134,35 @@ def test_datasets_of_other_samplings_share_pairs(data, tmp_path,
     flows = full.cache.flows_at(rec, range(rec.num_frames))
     assert flows.shape == (rec.num_frames, 32, 32, 3)
     assert len(solved) == frames + 1  # only the onset->onset pair
+
+
+@pytest.mark.slow
+def test_train_tool_refuses_a_split_with_a_failed_clip(data, tmp_path):
+    """tools/train.py: one line naming the clip, exit 2, before training."""
+    from conftest import REPO, run_tool
+    clip = damage_first_clip(data)
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(f"""
+_base_ = [{str(REPO / 'configs' / 'raicl_synthetic.py')!r}]
+__data = dict(
+    synthetic=None,
+    data_roots=dict(_delete_=True, casme2={str(data / 'Cropped')!r}),
+    ann_files=dict(_delete_=True,
+                   casme2={str(data / 'CASME2-coding-synthetic.xlsx')!r}),
+    flow_cfg=dict(method='farneback', size=(32, 32)),
+    sampling=dict(num_instances=4), flow_cache={str(tmp_path / 'cache')!r},
+    flow_workers=1)
+model = dict(backbone=dict(stem_channels=8, base_channels=8),
+             mrd_head=dict(embed_dim=16, proj_hidden=16, pred_hidden=16))
+train_dataloader = dict(batch_size=2, dataset=__data)
+val_dataloader = dict(batch_size=2, dataset=__data)
+test_dataloader = dict(batch_size=2, dataset=__data)
+train_cfg = dict(max_epochs=1, val_begin=1, val_interval=1)
+""")
+    res = run_tool('train.py', cfg, '--work-dir', tmp_path / 'work',
+                   '--fold', 'all')
+    assert res.returncode == 2, res.stderr[-3000:]
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith('error:')]
+    assert len(lines) == 1 and 'Traceback' not in res.stderr
+    assert clip in lines[0] and "on_missing='skip'" in lines[0]
+    assert not list((tmp_path / 'work').rglob('*.pth'))

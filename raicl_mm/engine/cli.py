@@ -149,6 +149,11 @@ def user_errors() -> tuple:
         errors.append(CheckpointError)
     except ImportError:
         pass
+    # data the dataset cannot use: an unwritable flow cache, clips without
+    # an instance set (on_missing='error')
+    from raicl_mm.datasets.instance_sets import MissingInstancesError
+    from raicl_mm.flow.cache import FlowCacheError
+    errors += [FlowCacheError, MissingInstancesError]
     return tuple(errors)
 
 
