@@ -313,7 +313,8 @@ import importlib.util, sys, time
 # by path: the runner side of the guard needs no torch (fast to start)
 spec = importlib.util.spec_from_file_location(
     'fold_runner', {repo!r} + '/raicl_mm/protocol/fold_runner.py')
-fold_runner = sys.modules['fold_runner'] = importlib.util.module_from_spec(spec)
+fold_runner = importlib.util.module_from_spec(spec)
+sys.modules['fold_runner'] = fold_runner  # dataclasses look it up
 spec.loader.exec_module(fold_runner)
 log = open({log!r}, 'ab')
 proc = fold_runner.start_guarded(

@@ -222,7 +222,8 @@ def run_report(capsys):
 def test_unscored_samples_refused_and_named(run_report, tmp_path):
     """Issue 10 case 4: clips whose flow failed are not scored; the report
     used to say "complete" with fewer samples than planned."""
-    make_work_dir(str(tmp_path), drop=('sub01_clip0', '006_clip1', '007_clip2'),
+    make_work_dir(str(tmp_path),
+                  drop=('sub01_clip0', '006_clip1', '007_clip2'),
                   failed=('sub01_clip0', '006_clip1'))
     proc = run_report(tmp_path)
     assert proc.returncode == 2, proc.stdout
@@ -267,7 +268,8 @@ def test_samples_of_a_missing_fold_are_counted(tmp_path):
     assert acc['planned'] == acc['scored'] + len(lost)
 
 
-def test_samples_not_in_the_plan_refused_even_with_allow_missing(run_report, tmp_path):
+def test_samples_not_in_the_plan_refused_even_with_allow_missing(
+        run_report, tmp_path):
     """A fold run on other data (or another plan) is never pooled."""
     truth = make_work_dir(str(tmp_path))
     extra = dict(truth['samm_006'][0], sample_id='006_intruder')

@@ -89,8 +89,9 @@ class WorkDirLock:
                     time.sleep(0.2)
                     continue
                 os.close(fd)
-                raise LockedError(f'{self.path} is held by {holder}; '
-                                  f'wait for it to finish or stop it') from None
+                raise LockedError(
+                    f'{self.path} is held by {holder}; wait for it to '
+                    f'finish or stop it') from None
         info = dict(pid=os.getpid(), host=socket.gethostname(),
                     started=datetime.datetime.now().isoformat(
                         timespec='seconds'), what=self.what)

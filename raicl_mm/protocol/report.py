@@ -175,10 +175,9 @@ def check_complete(report: Dict[str, Any], work_dir: str,
     if report['missing_folds']:
         parts.append(f'missing folds: {", ".join(report["missing_folds"])}')
     if samples['missing']:
-        parts.append(
-            f'{len(samples["missing"])} of {samples["planned"]} planned '
-            f'samples not scored: ' + _names(
-                [f'{m["sample_id"]} ({m["why"]})' for m in samples['missing']]))
+        lost = [f'{m["sample_id"]} ({m["why"]})' for m in samples['missing']]
+        parts.append(f'{len(lost)} of {samples["planned"]} planned samples '
+                     f'not scored: ' + _names(lost))
     if samples['planned'] is None:
         parts.append('loso_plan.json records no samples per fold (written by '
                      'an older tools/loso.py), so the scored samples cannot '
@@ -215,8 +214,9 @@ def make_report(work_dir: str, allow_missing: bool = False,
     check_complete(report, work_dir, allow_missing)
     out_dir = out_dir or osp.join(work_dir, 'report')
     classes = report['classes']
-    pictures = [plot_confusion(report['overall']['confusion_matrix'], classes,
-                               _title(_overall_name(report), report['overall']),
+    overall = report['overall']
+    pictures = [plot_confusion(overall['confusion_matrix'], classes,
+                               _title(_overall_name(report), overall),
                                osp.join(out_dir, 'confusion_overall.png'))]
     for ds, sec in (report['datasets'].items()
                     if len(report['datasets']) > 1 else ()):
