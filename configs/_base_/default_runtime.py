@@ -39,3 +39,7 @@ randomness = dict(seed=0, deterministic=False)
 # Set True (or pass --trust-checkpoint) only for a checkpoint you trust that
 # holds objects outside mmengine's own checkpoint types.
 trust_checkpoint = False
+# A checkpoint must fit the model key by key (another class count or a missing
+# MRD head is refused). To load only a part on purpose, list the key prefixes
+# left at initialisation, e.g. ['online.fc.', 'target.module.fc.'].
+partial_checkpoint = None

@@ -39,8 +39,9 @@ _EXTRA_KEYS = {
     # mmaction2's convention: pipelines as top-level variables (checked
     # against the loaders below, so a changed copy is not silently dead)
     'train_pipeline', 'val_pipeline', 'test_pipeline',
-    # ours: opt-in for a checkpoint outside mmengine's own types
-    'trust_checkpoint',
+    # ours: opt-in for a checkpoint outside mmengine's own types, and the key
+    # prefixes a checkpoint may lack on purpose (raicl_mm.engine.runner)
+    'trust_checkpoint', 'partial_checkpoint',
 }
 
 

@@ -7,6 +7,14 @@ mmaction``) build it exactly as ours do: the config is checked
 (:func:`raicl_mm.engine.config.check_config`) before the model or any dataset
 is built, and checkpoints are loaded by the project's policy.
 
+Checkpoints: before MMEngine loads one (``load_from``, ``--resume``, a test),
+it is read with the weights-only policy of :mod:`raicl_mm.compat` and compared
+with the model (:func:`raicl_mm.engine.checkpoint.check_matches`): a file from
+another config (another class count, no MRD head) is refused in one line that
+names the keys, instead of MMEngine's log lines and a random head. Loading a
+part on purpose (a backbone-only checkpoint) is
+``partial_checkpoint=[<key prefixes left at initialisation>]`` in the config.
+
 It changes nothing else: training, validation and testing are MMEngine's.
 """
 from __future__ import annotations
@@ -29,3 +37,20 @@ class RaICLRunner(Runner):
             from raicl_mm import compat
             compat.trust_checkpoint(cfg.load_from)
         return super().from_cfg(cfg)
+
+    def _check_checkpoint(self, filename: str) -> None:
+        from .checkpoint import check_matches, partial_prefixes, read_checkpoint
+        if self.cfg.get('trust_checkpoint'):
+            from raicl_mm import compat
+            compat.trust_checkpoint(filename)
+        prefixes = partial_prefixes(self.cfg.get('partial_checkpoint'))
+        check_matches(self.model, read_checkpoint(filename), filename,
+                      allow_missing_prefixes=prefixes)
+
+    def load_checkpoint(self, filename: str, *args, **kwargs):
+        self._check_checkpoint(filename)
+        return super().load_checkpoint(filename, *args, **kwargs)
+
+    def resume(self, filename: str, *args, **kwargs) -> None:
+        self._check_checkpoint(filename)
+        return super().resume(filename, *args, **kwargs)
