@@ -207,6 +207,11 @@ def test_bad_inputs_one_line_exit_2(setup, tmp_path, capsys):
                                              str(tmp_path / 'o')]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err, err
+    # A model setting that builds nothing: one line naming the config.
+    assert infer_tool.main(args + [setup['clip']['mp4'], '--cfg-options',
+                                   'model.backbone.depth=19']) == 2
+    err = capsys.readouterr().err.strip()
+    assert 'model cannot be built' in err and len(err.splitlines()) == 1
     # A checkpoint of another model: refused, one line.
     from mmengine.runner.checkpoint import save_checkpoint
     other = tmp_path / 'other.pth'

@@ -331,7 +331,12 @@ class RaICLInferencer:
         self.device = torch.device(device)
 
         init_default_scope(cfg.get('default_scope', 'mmaction'))
-        model = MODELS.build(cfg.model)
+        try:
+            model = MODELS.build(cfg.model)
+        except (KeyError, TypeError, ValueError) as err:
+            raise InferenceError(f'{getattr(cfg, "filename", config)}: the '
+                                 f'model cannot be built: '
+                                 f'{str(err).splitlines()[0]}') from err
         meta = self._load_weights(model, checkpoint, trust_checkpoint)
         self.model = model.to(self.device).eval()
         self.classes = self._classes(cfg, meta)
