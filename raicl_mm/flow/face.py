@@ -147,8 +147,10 @@ DETECT_MAX_SIDE = 960
 LANDMARK_MODEL = 'shape_predictor_68_face_landmarks.dat'
 INSTALL_HINT = 'pip install dlib-bin face-recognition-models'
 
-# One shape predictor per process and model file.
+# One shape predictor per process and model file, one detector per process
+# (building dlib's HOG detector takes seconds; detecting a face, 30 ms).
 _PREDICTOR: Dict[Tuple[int, str], Any] = {}
+_DETECTOR: Dict[int, Any] = {}
 # Clips whose onset showed no face under no_face='whole_frame' (this process).
 _NO_FACE: Dict[str, str] = {}
 
@@ -217,8 +219,11 @@ def detect_faces(gray: np.ndarray) -> List[Tuple[int, int, int, int]]:
     Returns:
         Boxes in ``gray``'s pixels (empty when none is found).
     """
-    dlib = _dlib()
-    det = dlib.get_frontal_face_detector()
+    pid = os.getpid()
+    if pid not in _DETECTOR:
+        _DETECTOR.clear()
+        _DETECTOR[pid] = _dlib().get_frontal_face_detector()
+    det = _DETECTOR[pid]
     scale = min(1.0, DETECT_MAX_SIDE / max(gray.shape))
     small = gray if scale == 1.0 else cv2.resize(
         gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
