@@ -112,3 +112,74 @@ def test_inner_validation_picks_the_checkpoint_without_the_test_subject(
                  if 'Epoch(val)' in ln and 'UF1:' in ln]
     assert len(val_lines) == 2  # inner validation after epochs 1 and 2
     assert 'Epoch(test)' in log
+
+
+def _five_class_copy(src, dst):
+    """The trained checkpoint with a 5-class head: as from another config."""
+    ckpt = torch.load(src, map_location='cpu', weights_only=False)
+    sd = ckpt['state_dict']
+    for key in list(sd):
+        if key.endswith('fc.weight'):
+            sd[key] = torch.zeros(5, sd[key].shape[1])
+        elif key.endswith('fc.bias'):
+            sd[key] = torch.zeros(5)
+    torch.save(ckpt, dst)
+    return dst
+
+
+def test_checkpoint_of_another_config_is_refused(trained, tiny_config,
+                                                 tmp_path):
+    work, _ = trained
+    five = _five_class_copy(work / 'epoch_2.pth', tmp_path / 'five.pth')
+    res = run_tool('test.py', tiny_config, five, '--fold', '0', '--work-dir',
+                   tmp_path / 't')
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith('error: checkpoint') and 'online.fc.weight' in line
+    assert 'does not fit the model' in line
+    assert not (tmp_path / 't' / 'predictions_test.json').exists()
+    res = run_tool('train.py', tiny_config, '--fold', '0', '--work-dir',
+                   tmp_path / 'r', '--resume', five)
+    assert res.returncode == 2 and 'online.fc.weight' in res.stderr
+    assert not (tmp_path / 'r' / 'predictions.json').exists()
+
+
+def test_cfg_options_win_and_fold_changes_only_the_fold(tiny_config,
+                                                        tmp_path):
+    dump = tmp_path / 'mine.json'
+    res = run_tool('train.py', tiny_config, '--fold', '1', '--work-dir',
+                   tmp_path / 'w', '--cfg-options',
+                   f'val_evaluator.dump_file={dump}', 'train_cfg.max_epochs=1',
+                   'train_cfg.val_begin=1', 'train_cfg.val_interval=1')
+    assert res.returncode == 0, res.stderr[-3000:]
+    # the option beat the tool's own WORK_DIR/predictions.json
+    assert dump.is_file() and not (tmp_path / 'w' / 'predictions.json').exists()
+    preds = json.loads(dump.read_text())['predictions']
+    assert {p['subject'] for p in preds} == {'02'}
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(tmp_path / 'w' / 'tiny.py'))
+    assert [cfg[f'{n}_dataloader'].dataset.fold for n in
+            ('train', 'val', 'test')] == ['casme2_02'] * 3
+    assert cfg.train_cfg.val_interval == 1 and cfg.train_cfg.max_epochs == 1
+
+
+def test_seed_keeps_mmaction2s_rule_and_says_so(tiny_config, tmp_path):
+    res = run_tool('train.py', tiny_config, '--seed', '3', '--work-dir',
+                   tmp_path)
+    assert res.returncode == 2
+    assert 'randomness.seed=3' in res.stderr.strip().splitlines()[-1]
+
+
+def test_test_tool_dumps_pickle_and_shows_confusion(trained, tiny_config,
+                                                    tmp_path):
+    import pickle
+    work, _ = trained
+    res = run_tool('test.py', tiny_config, work / 'epoch_2.pth', '--fold', '0',
+                   '--work-dir', tmp_path / 't', '--dump', tmp_path / 'r.pkl',
+                   '--show-dir', tmp_path / 'show')
+    assert res.returncode == 0, res.stderr[-3000:]
+    with open(tmp_path / 'r.pkl', 'rb') as f:
+        dumped = pickle.load(f)
+    assert len(dumped) == 3 and {d['subject'] for d in dumped} == {'01'}
+    assert (tmp_path / 't' / 'predictions_test.json').is_file()
+    assert list((tmp_path / 'show').glob('confusion_*.png'))
