@@ -235,3 +235,26 @@ def test_bad_inputs_one_line_exit_2(setup, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert 'refus' in err.lower() and len(err.splitlines()) == 1
     assert pickle  # noqa
+
+
+def test_sample_instance_pair_ensemble_mode():
+    from raicl_mm.datasets.transforms import SampleInstancePair
+    inst = np.arange(4 * 2 * 2 * 3, dtype=np.float32).reshape(4, 2, 2, 3)
+    mid = SampleInstancePair(test_mode=True).transform(dict(instances=inst))
+    assert mid['instance_idx'] == [2] and mid['imgs'].shape == (1, 2, 2, 3)
+    ens = SampleInstancePair(test_mode=True, ensemble=True).transform(
+        dict(instances=inst))
+    assert ens['instance_idx'] == [0, 1, 2, 3]
+    np.testing.assert_array_equal(ens['imgs'], inst)
+    pad = SampleInstancePair(test_mode=True, ensemble=True,
+                             pad_to=6).transform(dict(instances=inst))
+    assert pad['imgs'].shape == (6, 2, 2, 3)
+    assert np.isnan(pad['imgs'][4:]).all() and not np.isnan(
+        pad['imgs'][:4]).any()
+    with pytest.raises(ValueError, match='clip_x'):
+        SampleInstancePair(test_mode=True, ensemble=True, pad_to=3).transform(
+            dict(instances=inst, sample_id='clip_x'))
+    with pytest.raises(ValueError, match='test_mode'):
+        SampleInstancePair(ensemble=True)
+    with pytest.raises(ValueError, match='pad_to'):
+        SampleInstancePair(test_mode=True, ensemble=True, pad_to=0)
