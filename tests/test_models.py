@@ -798,3 +798,167 @@ def test_model_preprocessor_then_loss():
     assert data['inputs'].shape == (2, 2, 3, SIZE, SIZE)
     losses = model(**data, mode='loss')
     assert torch.isfinite(total(losses))
+
+
+# --------------------------------------------------------------------------
+# MRD targets (align_target), assignment statistics, position encoding
+# --------------------------------------------------------------------------
+def test_literal_target_is_eq8_softmax_of_cosines():
+    head = MODELS.build(dict(TINY_MRD, temperature=0.5))
+    sim = torch.rand(2, 4, 3, 3) * 2 - 1
+    assert torch.allclose(head.target_assignments(sim), (sim / 0.5).softmax(1))
+
+
+def test_sharpen_target_is_sharper_and_centers_move():
+    head = MODELS.build(dict(TINY_MRD, align_target='sharpen', temperature=0.1,
+                             teacher_temperature=0.04, center_momentum=0.9))
+    head.train()
+    sim = torch.rand(2, 4, 3, 3) * 2 - 1
+    sim[:, 0] += 0.5  # query 0 is everyone's favourite
+    p = head.target_assignments(sim)
+    # First call: center 0, so the target is softmax(S / 0.04).
+    assert torch.allclose(p, (sim / 0.04).softmax(1), atol=1e-6)
+    ent = RegionDiscoveryHead.assignment_stats
+    assert ent(p)['mrd_entropy_pixel'] < ent((sim / 1.0).softmax(1))['mrd_entropy_pixel']
+    expect = 0.1 * sim.mean(dim=(0, 2, 3)).reshape(1, 4, 1, 1)
+    assert torch.allclose(head.center, expect, atol=1e-6)
+    # The center removes the favourite's lead: fewer pixels go to query 0.
+    for _ in range(50):
+        q = head.target_assignments(sim)
+    assert q.argmax(1).eq(0).float().mean() < p.argmax(1).eq(0).float().mean()
+    head.eval()
+    before = head.center.clone()
+    head.target_assignments(sim)
+    assert torch.equal(head.center, before)  # no update outside training
+
+
+def test_sinkhorn_target_equipartitions_the_batch():
+    head = MODELS.build(dict(TINY_MRD, align_target='sinkhorn',
+                             teacher_temperature=0.05, sinkhorn_iters=50))
+    sim = torch.rand(4, 4, 3, 3) * 2 - 1
+    sim[:, 0] += 1.0
+    q = head.target_assignments(sim)
+    assert torch.allclose(q.sum(1), torch.ones(4, 3, 3), atol=1e-4)
+    share = q.mean(dim=(0, 2, 3))
+    assert torch.allclose(share, torch.full((4, ), 0.25), atol=1e-3)
+    # The literal target gives query 0 most of the mass instead.
+    assert (sim / 0.05).softmax(1).mean(dim=(0, 2, 3))[0] > 0.5
+
+
+def test_assignment_stats_hand_values():
+    stats = RegionDiscoveryHead.assignment_stats
+    uniform = torch.full((2, 4, 3, 3), 0.25)
+    s = stats(uniform)
+    assert s['mrd_entropy_pixel'].item() == pytest.approx(math.log(4), abs=1e-6)
+    assert s['mrd_entropy_batch'].item() == pytest.approx(math.log(4), abs=1e-6)
+    onehot = F.one_hot(torch.tensor([[0, 1, 2], [3, 0, 1], [2, 3, 0]]), 4)
+    onehot = onehot.permute(2, 0, 1)[None].float()        # (1, 4, 3, 3)
+    s = stats(onehot)
+    assert s['mrd_entropy_pixel'].item() == pytest.approx(0.0, abs=1e-6)
+    marg = torch.tensor([3, 2, 2, 2]) / 9.0
+    assert s['mrd_entropy_batch'].item() == pytest.approx(
+        float(-(marg * marg.log()).sum()), abs=1e-6)
+    assert s['mrd_queries_used'].item() == 4
+    assert stats(torch.zeros(1, 4, 2, 2).index_fill_(1, torch.tensor([2]), 1.0)
+                 )['mrd_queries_used'].item() == 1
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(align_target='dino'), 'align_target'),
+    (dict(temperature=0.0), 'temperature must be > 0'),
+    (dict(teacher_temperature=-1.0), 'teacher_temperature must be > 0'),
+    (dict(center_momentum=1.0), 'center_momentum'),
+    (dict(sinkhorn_iters=0), 'sinkhorn_iters'),
+])
+def test_bad_mrd_option_is_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(TINY_MRD, **kwargs))
+
+
+@pytest.mark.parametrize('target', ['literal', 'sharpen', 'sinkhorn'])
+def test_model_losses_and_stats_with_each_target(target):
+    model = MODELS.build(dict(
+        type='RaICLRecognizer', backbone=TINY_BACKBONE, num_classes=3,
+        mrd_head=dict(TINY_MRD, align_target=target, temperature=0.1),
+        augment_online=NO_AUG, augment_target=dict(NO_AUG, flip=True)))
+    model.init_weights()
+    x = torch.randn(4, 2, 3, SIZE, SIZE)
+    ds = [ActionDataSample().set_gt_label(i % 3) for i in range(4)]
+    losses = model.loss(x, ds)
+    for key in ('loss_align', 'mrd_entropy_pixel', 'mrd_entropy_batch',
+                'mrd_queries_used'):
+        assert torch.isfinite(losses[key])
+    assert 0 < losses['mrd_queries_used'].item() <= 4
+    sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+    assert model.online.region.queries.weight.grad is not None
+
+
+def test_literal_eq8_cannot_leave_uniform_but_sharpen_can():
+    """The defect of issue 11: with the printed Eq. 8-9 the per-pixel CE between
+    two softmaxes of bounded cosines is minimised by (near) uniform
+    assignments, so L_align sits near ln N; a sharpened target pulls it down."""
+    torch.manual_seed(0)
+    results = {}
+    for target, temp in (('literal', 1.0), ('sharpen', 0.1)):
+        enc = MultiRegionEncoder(8, num_queries=4, embed_dim=16, proj_hidden=16,
+                                 num_decoder_layers=1, num_heads=2,
+                                 temperature=temp)
+        head = MODELS.build(dict(TINY_MRD, align_target=target, temperature=temp))
+        head.train()
+        opt = torch.optim.Adam(enc.parameters(), lr=1e-2)
+        feats = torch.randn(8, 8, 4, 4)
+        for _ in range(60):
+            out = enc(feats)
+            loss = head.loss_align(out['logits'],
+                                   head.target_assignments(out['sim'].detach()))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        results[target] = (loss.item(), head.assignment_stats(out['probs']))
+    lit_loss, lit = results['literal']
+    sh_loss, sh = results['sharpen']
+    assert lit_loss > 0.8 * math.log(4)            # stays near ln N
+    assert lit['mrd_entropy_pixel'] > 0.8 * math.log(4)
+    assert sh['mrd_entropy_pixel'] < 0.5 * lit['mrd_entropy_pixel']
+    assert sh_loss < 0.5 * lit_loss
+
+
+def test_sine_position_is_mmpretrain_helper_in_row_major_order():
+    from mmpretrain.models.utils import build_2d_sincos_position_embedding
+    from raicl_mm.models.heads.region_discovery import sine_position_encoding
+    h, w, d = 3, 5, 8
+    pe = sine_position_encoding(h, w, d)
+    assert pe.shape == (h * w, d)
+    assert torch.equal(pe, build_2d_sincos_position_embedding((w, h), d)[0])
+    # Row-major: pixel (y, x) at y * w + x; first half encodes y, second x.
+    q = d // 4
+    omega = 1.0 / (10000 ** (torch.arange(q, dtype=torch.float32) / q))
+    for y, x in ((0, 0), (2, 1), (1, 4)):
+        row = pe[y * w + x]
+        assert torch.allclose(row[:q], torch.sin(y * omega), atol=1e-6)
+        assert torch.allclose(row[q:2 * q], torch.cos(y * omega), atol=1e-6)
+        assert torch.allclose(row[2 * q:3 * q], torch.sin(x * omega), atol=1e-6)
+        assert torch.allclose(row[3 * q:], torch.cos(x * omega), atol=1e-6)
+    with pytest.raises(ValueError, match='divisible by 4'):
+        sine_position_encoding(2, 2, 6)
+
+
+# --------------------------------------------------------------------------
+# FlowNormalize (the model's input scale)
+# --------------------------------------------------------------------------
+def test_flow_normalize_keeps_a_motionless_instance_near_zero():
+    import numpy as np
+    from raicl_mm.datasets.transforms import FlowNormalize
+    x = np.zeros((2, 16, 16, 3), np.float32)
+    x[0, 5, 5, 0] = 1e-4                         # sensor-level residue only
+    x[1, 4:8, 4:8, :2] = 0.5                     # a real motion of 0.5 px
+    for mode in ('standardize', 'max_abs'):
+        out = FlowNormalize(mode).transform({'imgs': x.copy()})['imgs']
+        assert np.abs(out[0]).max() < 0.02, mode  # floor 0.01: stays ~0
+        assert np.abs(out[1]).max() > 0.5, mode   # a real motion keeps its scale
+        raw = FlowNormalize(mode, floor=0).transform({'imgs': x.copy()})['imgs']
+        assert np.abs(raw[0]).max() > 0.9, mode   # unguarded: blown up
+    std = FlowNormalize('standardize').transform({'imgs': x.copy()})['imgs'][1]
+    assert np.allclose(std[..., 0].std(), 1.0, atol=1e-3)
+    with pytest.raises(ValueError, match='floor must be >= 0'):
+        FlowNormalize('standardize', floor=-1)

@@ -201,7 +201,7 @@ def scores(gt: Sequence[int], pred: Sequence[int], num_classes: int
     """UF1, UAR (percent) and accuracy (percent) of pooled predictions."""
     from raicl_mm.evaluation.metrics import confusion_matrix, uf1_uar
     cm = confusion_matrix(list(gt), list(pred), num_classes)
-    out = {k: float(v) for k, v in uf1_uar(cm).items()}
+    out = {k: 100.0 * float(v) for k, v in uf1_uar(cm).items()}  # fractions
     out['accuracy'] = float(100.0 * np.trace(cm) / max(cm.sum(), 1))
     return out
 
