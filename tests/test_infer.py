@@ -220,7 +220,8 @@ def test_bad_inputs_one_line_exit_2(setup, tmp_path, capsys):
     assert infer_tool.main([setup['config'], str(other),
                             setup['clip']['mp4']]) == 2
     err = capsys.readouterr().err.strip()
-    assert 'does not match' in err and len(err.splitlines()) == 1
+    assert 'does not fit the model' in err and len(err.splitlines()) == 1
+    assert str(other) in err
     # A hostile pickle: refused by the weights-only policy, one line.
     import pickle
 

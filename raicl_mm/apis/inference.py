@@ -351,38 +351,18 @@ class RaICLInferencer:
     # ---------------------------------------------------------------- setup
     @staticmethod
     def _load_weights(model, checkpoint: str, trust: bool) -> dict:
-        """Weights-only loading through the project's checkpoint policy."""
+        """The project's checkpoint policy: weights-only loading with the
+        allow-list, refused (one line) when untrusted or when the weights do
+        not fit the config's model (:func:`raicl_mm.engine.checkpoint.
+        load_checked`, strict: inference never runs a partly random model)."""
         from raicl_mm import compat
+        from raicl_mm.engine.checkpoint import load_checked
         if trust:
             compat.trust_checkpoint(checkpoint)
         try:
-            ckpt = compat.load_checkpoint_file(checkpoint, map_location='cpu')
+            ckpt = load_checked(model, checkpoint, map_location='cpu')
         except (OSError, ValueError, RuntimeError) as err:
             raise InferenceError(str(err).splitlines()[0]) from err
-        if not isinstance(ckpt, dict):
-            raise InferenceError(f'{checkpoint}: not a checkpoint (a '
-                                 f'{type(ckpt).__name__}, not a dict)')
-        state = ckpt.get('state_dict', ckpt)
-        if not isinstance(state, dict) or not all(
-                torch.is_tensor(v) for v in state.values()):
-            raise InferenceError(f'{checkpoint}: its state_dict is not a '
-                                 'mapping of tensors')
-        state = {k[7:] if k.startswith('module.') else k: v
-                 for k, v in state.items()}
-        own = model.state_dict()
-        missing = [k for k in own if k not in state]
-        extra = [k for k in state if k not in own]
-        shape = [k for k in own if k in state
-                 and tuple(state[k].shape) != tuple(own[k].shape)]
-        if missing or extra or shape:
-            parts = []
-            for what, keys in (('missing', missing), ('unexpected', extra),
-                               ('of another shape', shape)):
-                if keys:
-                    parts.append(f'{len(keys)} {what} (e.g. {keys[0]})')
-            raise InferenceError(f'{checkpoint} does not match the config\'s '
-                                 f'model: weights {", ".join(parts)}')
-        model.load_state_dict(state, strict=True)
         return ckpt.get('meta') or {}
 
     @staticmethod
