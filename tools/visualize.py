@@ -58,7 +58,8 @@ def parse_args(argv=None):
                    help='allow a full (unsafe) unpickling of the checkpoint; '
                    'only for files you trust')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override settings, e.g. data_roots.casme2=/data/c2')
+                   help='override settings in mmaction2 style, e.g. '
+                   'test_dataloader.dataset.data_roots.casme2=/data/c2')
     return p.parse_args(argv)
 
 
@@ -83,11 +84,11 @@ def _visualizer(cfg, out):
 def run(args):
     from mmaction.registry import DATASETS, MODELS
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
 
     from raicl_mm import compat
-    from raicl_mm.runner_setup import (ToolError, apply_fold, load_config,
-                                       prepare_embedded_data, use_all_subjects)
+    from raicl_mm.engine.checkpoint import load_checked
+    from raicl_mm.engine.cli import ToolError, apply_fold, read_config
+    from raicl_mm.engine.config import ConfigError, check_config
     from raicl_mm.visualization.strips import atomic_write, draw_attention
 
     if not osp.isfile(args.checkpoint):
@@ -95,13 +96,17 @@ def run(args):
     if args.max_samples < 1:
         raise ToolError(f'--max-samples must be at least 1, got '
                         f'{args.max_samples}')
-    cfg = load_config(args.config, args.cfg_options)
-    prepare_embedded_data(cfg)
-    fold_key = None
-    if args.fold is not None:
-        fold_key = apply_fold(cfg, args.fold)
-    else:
-        use_all_subjects(cfg)
+    cfg = read_config(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    try:
+        check_config(cfg)
+    except ConfigError as err:
+        raise ToolError(str(err)) from None
+    # --fold: that fold's test subject; none: every subject of the data set.
+    fold_key = apply_fold(cfg, args.fold if args.fold is not None else 'all')
+    if args.fold is None:
+        fold_key = None
     out = args.out or osp.join(
         'work_dirs', 'vis', osp.splitext(osp.basename(args.config))[0]) + (
             f'/fold_{fold_key}' if fold_key else '')
@@ -123,7 +128,7 @@ def run(args):
     model = MODELS.build(cfg.model)
     if args.trust_checkpoint or cfg.get('trust_checkpoint'):
         compat.trust_checkpoint(args.checkpoint)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
+    load_checked(model, args.checkpoint)  # refused if it does not fit
     model.eval()
     summary = draw_attention(cfg, dataset, model, chosen, out,
                              gradcam_layer=args.gradcam_layer,
@@ -140,11 +145,11 @@ def run(args):
 def main(argv=None):
     args = parse_args(argv)
     import raicl_mm  # noqa: F401  (applies the stack fixes first)
-    from raicl_mm.runner_setup import ToolError
+    from raicl_mm.engine.cli import one_line, user_errors
     try:
         return run(args)
-    except ToolError as err:
-        print(f'error: {err}', file=sys.stderr)
+    except user_errors() as err:
+        print(f'error: {one_line(err)}', file=sys.stderr)
         return 2
 
 
