@@ -373,14 +373,17 @@ def test_fold_group_dies_with_the_runner(tmp_path, how):
 
 
 def test_flow_failure_is_in_the_plan_and_refused_by_the_report(
-        tiny_config, tmp_path, monkeypatch, capsys, reference):
+        tiny_config, tmp_path, monkeypatch, capsys):
     """Issue 10 case 4: a clip whose flow extraction fails is recorded in
-    the plan, and a report that lacks it names it and refuses."""
+    the plan, and a report that lacks it names it and refuses (the folds'
+    predictions are written here as the dataset would score the others)."""
+    from raicl_mm.engine.config import load_records
     from raicl_mm.flow.cache import FlowCache
     from raicl_mm.protocol import loso
     from raicl_mm.protocol.report import IncompleteRunError, make_report
-    plan = json.loads((reference[0] / 'loso_plan.json').read_text())
-    victim = plan['fold_samples']['casme2_02'][1]
+    records = load_records(loso.load_run_config(str(tiny_config), OPTIONS))
+    victim = sorted(r.sample_id for r in records.records
+                    if r.fold_subject == 'casme2_02')[1]
     real = FlowCache.fill
 
     def broken(self, record, *args, **kwargs):
@@ -393,21 +396,19 @@ def test_flow_failure_is_in_the_plan_and_refused_by_the_report(
     err = capsys.readouterr().err
     assert f'flow extraction failed: {victim}: RuntimeError: no face' in err
     assert f'1 clips of the plan have no flow and cannot be scored: ' \
-        f'{victim}' in err
-    new = json.loads((work / 'loso_plan.json').read_text())
-    assert new['fold_samples'] == plan['fold_samples']
-    assert new['failed_samples'] == [dict(
+        f'{victim}; every fold that holds one refuses it' in err
+    plan = json.loads((work / 'loso_plan.json').read_text())
+    assert sorted(s for ids in plan['fold_samples'].values() for s in ids) \
+        == sorted(r.sample_id for r in records.records)
+    assert plan['failed_samples'] == [dict(
         sample_id=victim, fold='casme2_02',
         error='RuntimeError: no face found in the onset frame')]
-    # the folds as the dataset leaves the clip out of training and scoring
-    for fold in plan['folds']:
-        src = reference[0] / f'fold_{fold}' / 'predictions.json'
-        data = json.loads(src.read_text())
-        data['predictions'] = [p for p in data['predictions']
-                               if p['sample_id'] != victim]
+    for fold, ids in plan['fold_samples'].items():
         (work / f'fold_{fold}').mkdir()
-        (work / f'fold_{fold}' / 'predictions.json').write_text(
-            json.dumps(data))
+        (work / f'fold_{fold}' / 'predictions.json').write_text(json.dumps(
+            dict(classes=plan['classes'], predictions=[
+                dict(sample_id=sid, dataset='casme2', subject=fold[-2:],
+                     gt=0, pred=0) for sid in ids if sid != victim])))
     with pytest.raises(IncompleteRunError) as info:
         make_report(str(work))
     assert (f'1 of 9 planned samples not scored: {victim} (flow extraction '
