@@ -53,6 +53,7 @@ import tempfile
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from benchmarks import common  # noqa: E402
+from raicl_mm.engine.config import data_settings  # noqa: E402
 
 CDE_LIST = osp.join(common.REPO, 'raicl_mm', 'data',
                     'combined_3class_gt.csv')
@@ -60,24 +61,27 @@ CDE_INSTANCES = 16
 
 REDUCED = """\
 _base_ = [{base!r}]
-synthetic = dict(out={out!r}, num_subjects={subjects}, clips_per_subject={clips},
-                 size={gen_size}, seed=0{extra_syn})
-data_roots = dict(casme2={out!r} + '/Cropped')
-ann_files = dict(casme2={out!r} + '/CASME2-coding-synthetic.xlsx')
-flow_cache = {cache!r}
+__data = dict(
+    synthetic=dict(out={out!r}, num_subjects={subjects},
+                   clips_per_subject={clips}, size={gen_size}, seed=0{extra_syn}),
+    data_roots=dict(casme2={out!r} + '/Cropped'),
+    ann_files=dict(casme2={out!r} + '/CASME2-coding-synthetic.xlsx'),
+    flow_cache={cache!r}{extra_data})
+train_dataloader = dict(dataset=__data{extra_loader})
+val_dataloader = dict(dataset=__data{extra_loader})
+test_dataloader = dict(dataset=__data{extra_loader})
 {extra}
 """
 
+QUICK_DATA = """,
+    flow_cfg=dict(method='farneback', size=(32, 32)),
+    sampling=dict(num_instances=4),
+    flow_workers=1"""
+QUICK_LOADER = ', batch_size=2'
 QUICK_EXTRA = """\
-flow_cfg = dict(method='farneback', size=(32, 32))
-sampling = dict(num_instances=4)
-flow_workers = 1
 model = dict(
     backbone=dict(stem_channels=8, base_channels=8),
     mrd_head=dict(embed_dim=16, proj_hidden=16, pred_hidden=16))
-train_dataloader = dict(batch_size=2)
-val_dataloader = dict(batch_size=2)
-test_dataloader = dict(batch_size=2)
 default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))
 """
 
@@ -183,9 +187,9 @@ def probe_step_cost(cfg_path, threads, steps, warmup=1):
         opt = getattr(torch.optim, opt_cfg.pop('type'))(
             model.parameters(), **opt_cfg)
         bs = int(cfg.train_dataloader.batch_size)
-        h, w = cfg.flow_cfg['size']
+        h, w = data_settings(cfg)['flow_cfg']['size']
         x = torch.randn(bs, 2, 3, h, w)
-        samples = [ActionDataSample().set_gt_label(i % cfg.num_classes)
+        samples = [ActionDataSample().set_gt_label(i % cfg.model.num_classes)
                    for i in range(bs)]
 
         def step():
@@ -232,6 +236,8 @@ def main(argv=None):
                     subjects=args.subjects, clips=args.clips,
                     gen_size=args.gen_size,
                     extra_syn=', min_len=9, max_len=9' if args.quick else '',
+                    extra_data=QUICK_DATA if args.quick else '',
+                    extra_loader=QUICK_LOADER if args.quick else '',
                     extra=QUICK_EXTRA if args.quick else ''))
             reduced = True
         cfg = Config.fromfile(cfg_path)
@@ -244,7 +250,9 @@ def main(argv=None):
         if args.no_report:
             cmd.append('--no-report')
         if args.epochs:
-            cmd += ['--cfg-options', f'train_cfg.max_epochs={args.epochs}']
+            cmd += ['--cfg-options', f'train_cfg.max_epochs={args.epochs}',
+                    f'train_cfg.val_begin={args.epochs}',
+                    f'train_cfg.val_interval={args.epochs}']
         load_start = common.loadavg()
         with common.Timer() as wall:
             # fd 1 already points at stderr: the tool's output goes there.
@@ -286,7 +294,7 @@ def main(argv=None):
 
         flow = timing.get('flow', {})
         rate = float(flow.get('pairs_per_s') or 0.0)
-        flow_size = int(cfg.flow_cfg['size'][0])
+        flow_size = int(data_settings(cfg)['flow_cfg']['size'][0])
         cde_pairs = sum(cde_fold_sizes()) * CDE_INSTANCES
         figures = dict(
             measured_wall_s=wall.seconds,
@@ -342,7 +350,7 @@ def main(argv=None):
                 clips_per_subject=args.clips if reduced else None,
                 epochs=epochs, config_epochs=config_epochs,
                 paper_epochs=args.paper_epochs, workers=workers,
-                flow=dict(cfg.flow_cfg), cde_batch=cde_bs,
+                flow=dict(data_settings(cfg)['flow_cfg']), cde_batch=cde_bs,
                 cde_folds=len(cde_fold_sizes()), cde_pairs=cde_pairs,
                 quick=args.quick, command=' '.join(
                     osp.relpath(c, common.REPO) if osp.isabs(c) and

@@ -49,10 +49,19 @@ QUICK_OPTIONS = {
     'model.mrd_head.embed_dim': 16, 'model.mrd_head.proj_hidden': 16,
     'model.mrd_head.pred_hidden': 16,
     'train_dataloader.batch_size': 2,
-    'flow_cfg': dict(method='farneback', size=(32, 32)),
-    'sampling.num_instances': 4, 'flow_workers': 1,
     'default_hooks.logger.interval': 1,
 }
+#: Data settings of the quick run, for the dataset of every loader.
+QUICK_DATA = {
+    'flow_cfg': dict(method='farneback', size=(32, 32)),
+    'sampling.num_instances': 4, 'flow_workers': 1,
+}
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def for_every_loader(data: dict) -> dict:
+    """``{key: v}`` -> ``{<loader>.dataset.<key>: v}`` for the 3 loaders."""
+    return {f'{n}.dataset.{k}': v for n in LOADERS for k, v in data.items()}
 
 
 def parse_args(argv=None):
@@ -87,23 +96,26 @@ def parse_args(argv=None):
 def quick_options(tmp):
     out = osp.join(tmp, 'synthetic')
     opts = dict(QUICK_OPTIONS)
-    opts.update({
+    data = dict(QUICK_DATA)
+    data.update({
         'synthetic': dict(out=out, num_subjects=2, clips_per_subject=2,
                           size=32, min_len=9, max_len=9, seed=0),
         'data_roots.casme2': osp.join(out, 'Cropped'),
         'ann_files.casme2': osp.join(out, 'CASME2-coding-synthetic.xlsx'),
         'flow_cache': osp.join(tmp, 'cache')})
+    opts.update(for_every_loader(data))
     return opts
 
 
 def build_cfg(args, options, work_dir):
     """The config as tools/train.py --fold builds it, validation off and
     max_epochs just large enough for warmup + iters."""
-    from raicl_mm.runner_setup import (apply_fold, load_config,
-                                       load_records, prepare_embedded_data)
-    cfg = load_config(args.config, options)
+    from raicl_mm.engine.cli import apply_fold, read_config
+    from raicl_mm.engine.config import load_records
+    cfg = read_config(args.config)
+    if options:
+        cfg.merge_from_dict(options)
     cfg.launcher = 'none'
-    prepare_embedded_data(cfg)
     key = apply_fold(cfg, args.fold)
     n_train = sum(1 for r in load_records(cfg).records
                   if r.fold_subject != key)
@@ -360,7 +372,7 @@ def main(argv=None):
             inputs=dict(config=osp.relpath(args.config, common.REPO)
                         if osp.isabs(args.config) else args.config,
                         cfg_options={k: str(v) for k, v in options.items()},
-                        flow_size=list(cfg.flow_cfg['size']),
+                        flow_size=list(cfg.train_dataloader.dataset.flow_cfg['size']),
                         timed_iters=runs[0]['iters'], warmup=args.warmup,
                         repeats=args.repeats, torch_threads=threads,
                         quick=args.quick, **plan),

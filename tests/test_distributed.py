@@ -257,7 +257,8 @@ def test_ddp_matches_single_process(probe_dir):
 # --------------------------------------------------------------- Slurm
 PLAN_KEYS = {'config', 'cfg_options', 'protocol', 'classes', 'folds',
              'samples', 'flow', 'sampling'}  # what tools/loso.py writes
-ONE_EPOCH = ['--', '--cfg-options', 'train_cfg.max_epochs=1']
+ONE_EPOCH = ['--', '--cfg-options', 'train_cfg.max_epochs=1',
+             'train_cfg.val_begin=1', 'train_cfg.val_interval=1']
 
 FAKE_SBATCH = '''#!/usr/bin/env bash
 # Records each submission (options + the script on stdin), prints a job id.
@@ -288,7 +289,9 @@ def test_slurm_loso_submissions(tiny_config, tmp_path):
     plan = json.loads((work / 'loso_plan.json').read_text())
     assert PLAN_KEYS <= set(plan)  # and fold_samples, settings...
     assert plan['folds'] == ['casme2_01', 'casme2_02', 'casme2_03']
-    assert plan['cfg_options'] == {'train_cfg.max_epochs': 1}
+    assert plan['cfg_options'] == {'train_cfg.max_epochs': 1,
+                                   'train_cfg.val_begin': 1,
+                                   'train_cfg.val_interval': 1}
     array = (jobs / 'job_1000.args').read_text().split('\n')
     assert '--array=0-2' in array and '--partition=debug' in array
     report = (jobs / 'job_1001.args').read_text().split('\n')

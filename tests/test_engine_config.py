@@ -77,3 +77,10 @@ def test_fold_lists_resolve_and_refuse_nonsense():
         resolve_folds('0,1,2,3', folds)
     with pytest.raises(ValueError, match='no such subject'):
         resolve_folds('99x', folds)
+
+
+def test_fold_that_would_never_be_scored_is_refused():
+    with pytest.raises(ConfigError, match='the fold would never be scored'):
+        check_config(_cfg(**{'train_cfg.max_epochs': 5}))
+    check_config(_cfg(**{'train_cfg.max_epochs': 5, 'train_cfg.val_begin': 5,
+                         'train_cfg.val_interval': 5}))

@@ -184,6 +184,15 @@ def _check_loader_numbers(cfg) -> None:
         if val is not None and (not isinstance(val, int) or val < 1):
             raise ConfigError(f'train_cfg.{key} = {val!r}: must be a positive '
                               f'integer')
+    epochs, begin = train_cfg.get('max_epochs'), train_cfg.get('val_begin', 1)
+    if (epochs is not None and cfg.get('val_dataloader') and cfg.get('val_cfg')
+            and isinstance(begin, int) and begin > epochs):
+        # MMEngine would train and never score the fold, with exit status 0.
+        raise ConfigError(
+            f'train_cfg.val_begin = {begin} > train_cfg.max_epochs = '
+            f'{epochs}: the fold would never be scored; set '
+            f'train_cfg.val_begin (and val_interval) too, e.g. '
+            f'train_cfg.val_begin={epochs} train_cfg.val_interval={epochs}')
 
 
 def check_config(cfg) -> None:
