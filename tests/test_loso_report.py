@@ -259,13 +259,17 @@ def test_allow_missing_lists_unscored_samples(run_report, tmp_path):
     assert '| samm_007 |' in md
 
 
-def test_samples_of_a_missing_fold_are_counted(tmp_path):
+def test_samples_of_a_missing_fold_are_counted(run_report, tmp_path):
     make_work_dir(str(tmp_path), skip=('smic_s1',))
     plan, folds = load_fold_predictions(str(tmp_path))
     acc = pooled_report(plan, folds)['samples']
     lost = [m for m in acc['missing'] if m['fold'] == 'smic_s1']
     assert lost and all(m['why'] == 'fold not finished' for m in lost)
     assert acc['planned'] == acc['scored'] + len(lost)
+    # counted with their fold in the refusal, not listed one by one
+    err = run_report(tmp_path).stderr
+    assert f'missing folds: smic_s1 ({len(lost)} planned samples); pass ' \
+        '--allow-missing' in err
 
 
 def test_samples_not_in_the_plan_refused_even_with_allow_missing(

@@ -173,9 +173,15 @@ def check_complete(report: Dict[str, Any], work_dir: str,
         return
     parts = []
     if report['missing_folds']:
-        parts.append(f'missing folds: {", ".join(report["missing_folds"])}')
-    if samples['missing']:
-        lost = [f'{m["sample_id"]} ({m["why"]})' for m in samples['missing']]
+        counts = [samples['per_fold'][f]['planned']
+                  for f in report['missing_folds']]
+        parts.append('missing folds: ' + ', '.join(report['missing_folds'])
+                     + ('' if None in counts else
+                        f' ({sum(counts)} planned samples)'))
+    # the samples of a missing fold are counted with it, not listed
+    lost = [f'{m["sample_id"]} ({m["why"]})' for m in samples['missing']
+            if m['fold'] not in report['missing_folds']]
+    if lost:
         parts.append(f'{len(lost)} of {samples["planned"]} planned samples '
                      f'not scored: ' + _names(lost))
     if samples['planned'] is None:
