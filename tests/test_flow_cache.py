@@ -180,6 +180,16 @@ def test_truncated_file_is_not_accepted(tmp_path):
     for cut in (len(data) // 2, len(data) - 30, len(data) - 1, 10, 0):
         path.write_bytes(data[:cut])
         assert cache.load(rec) is None
+    # Torn by a crash (pairs are not fsynced): right size, wrong bytes.
+    path.write_bytes(data)
+    assert cache.load(rec) is not None
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(flipped))
+    assert cache.load(rec) is None
+    zeros = data[:128] + b'\x00' * (len(data) - 128)  # header kept, data lost
+    path.write_bytes(zeros)
+    assert cache.load(rec) is None
 
 
 def test_right_key_wrong_shape_is_not_accepted(tmp_path):
@@ -685,3 +695,29 @@ def test_out_of_range_flows_are_refused_naming_the_clip(tmp_path,
     assert [f['id'] for f in summary['failed']] == [bad.sample_id]
     assert 'not finite' in summary['failed'][0]['error']
     assert cache.load(bad) is None
+
+
+@pytest.mark.slow
+def test_cache_sharing_benchmark_quick():
+    """benchmarks/bench_cache_sharing.py --quick: one JSON line whose counts
+    hold (every distinct pair solved once, none in the second sweep)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    res = subprocess.run(
+        [sys.executable, str(REPO / 'benchmarks' / 'bench_cache_sharing.py'),
+         '--quick', '--load-repeats', '1'], capture_output=True, text=True,
+        timeout=300, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS='2'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    obj = json.loads(lines[0])
+    fig, base = obj['figures'], obj['baseline']
+    assert fig['pairs_solved'] == fig['distinct_pairs'] == fig['pair_files']
+    assert fig['pairs_solved_second_sweep'] == 0
+    assert base['old_cache_pairs_solved'] > fig['pairs_solved']
+    assert [r['pairs_computed'] for r in obj['runs']] == [
+        r['distinct_new'] for r in obj['runs']]
+    assert len(obj['runs']) == 12 and obj['input']['quick'] is True

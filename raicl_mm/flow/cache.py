@@ -31,17 +31,20 @@ layouts measured (one ``.npz`` per pair pays zipfile overhead per member; one
 pairs). The dataset reads a fold's sets once and keeps them in memory.
 
 Writes go to a temporary file in the clip folder (mode ``0666 & ~umask``,
-i.e. 0644 under the usual umask, so a group can share the cache), are
-fsynced and moved into place with ``os.replace``: a reader never sees a
-partial file. Two processes filling the same cache take an advisory lock on
+i.e. 0644 under the usual umask, so a group can share the cache) and are
+moved into place with ``os.replace``: a reader never sees a partial file.
+A pair file is a plain ``.npy`` (``np.load`` reads it) followed by the
+CRC-32 of its data; it is not fsynced (an fsync per pair doubled the time of
+a fast solver's fill): a file torn by a power cut fails its checksum and is
+recomputed, which is all a cache needs. Two processes filling the same cache take an advisory lock on
 the clip folder (``flock``) while they compute its missing pairs, so each
 pair is computed once; the other waits and reads it.
 
 Flows are stored as float16 (half the disk, and well below TV-L1's own
 error: float16 keeps about 3 significant digits) and returned as float32;
 a flow outside float16's range (|x| > 65504) or not finite is refused when
-stored, naming the clip. At 112x112 a pair file is 75,392 B (112*112*3*2 B
-plus a 128 B ``.npy`` header): 16 pairs of the 442 CDE clips take 0.53 GB,
+stored, naming the clip. At 112x112 a pair file is 75,396 B (112*112*3*2 B,
+a 128 B ``.npy`` header, 4 B of checksum): 16 pairs of the 442 CDE clips take 0.53 GB,
 as the per-clip files did.
 
 A read is validated (file size, dtype, shape, finite values, no pickles):
@@ -60,6 +63,7 @@ import stat
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -267,10 +271,12 @@ class FlowCache:
         """A stored pair, or None if missing or not exactly what we write.
 
         The file must be byte for byte a ``.npy`` of this cache's shape and
-        float16: its header is compared with the one ``np.save`` writes
-        (:attr:`_npy_header`) instead of being parsed, which halves the read
-        time (numpy parses headers with ``ast.literal_eval``) and leaves a
-        hostile file nothing to parse: no pickle, no size to allocate.
+        float16 followed by the CRC-32 of its data: the header is compared
+        with the one ``np.save`` writes (:attr:`_npy_header`) instead of
+        being parsed, which halves the read time (numpy parses headers with
+        ``ast.literal_eval``) and leaves a hostile file nothing to parse (no
+        pickle, no size to allocate); the checksum catches a file torn by a
+        crash (pairs are not fsynced).
         """
         head = self._npy_header
         try:
@@ -282,15 +288,17 @@ class FlowCache:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return None
             with os.fdopen(fd, 'rb', closefd=False) as f:
-                data = f.read(len(head) + self._nbytes + 1)
+                data = f.read(len(head) + self._nbytes + 5)
         except OSError:
             return None
         finally:
             os.close(fd)
-        if len(data) != len(head) + self._nbytes or not data.startswith(head):
+        end = len(head) + self._nbytes
+        if len(data) != end + 4 or not data.startswith(head) or \
+                data[end:] != _crc(data[len(head):end]):
             return None
-        arr = np.frombuffer(data, np.float16, offset=len(head)).reshape(
-            self._shape)
+        arr = np.frombuffer(data, np.float16, count=self._nbytes // 2,
+                            offset=len(head)).reshape(self._shape)
         if not np.isfinite(arr).all():
             return None
         return arr
@@ -358,8 +366,9 @@ class FlowCache:
             self._atomic_write(manifest, lambda f: f.write(text.encode()),
                                replace=False)
 
-    def _atomic_write(self, path: Path, write: Callable, replace=True) -> None:
-        """Temp file in the same folder, 0666 & ~umask, fsync, rename."""
+    def _atomic_write(self, path: Path, write: Callable, replace=True,
+                      sync=True) -> None:
+        """Temp file in the same folder, 0666 & ~umask, (fsync,) rename."""
         folder = path.parent
         try:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{path.name}.',
@@ -375,7 +384,8 @@ class FlowCache:
                 with os.fdopen(fd, 'wb') as f:
                     write(f)
                     f.flush()
-                    os.fsync(f.fileno())
+                    if sync:
+                        os.fsync(f.fileno())
                 if replace:
                     os.replace(tmp, path)
                 else:
@@ -443,7 +453,14 @@ class FlowCache:
                 continue
             path = self.pair_path(record, p, keys[p])
             f16 = np.ascontiguousarray(f, dtype=np.float16)
-            self._atomic_write(path, lambda fh, a=f16: np.save(fh, a))
+
+            def write(fh, a=f16):
+                np.save(fh, a)
+                fh.write(_crc(a.tobytes()))
+            # No fsync: the checksum makes a pair torn by a crash a miss
+            # (recomputed), and an fsync per pair doubled the time of a
+            # Farneback fill (benchmarks/README.md).
+            self._atomic_write(path, write, sync=False)
             self._drop_stale(path)
         if bad:
             raise ValueError(
@@ -575,6 +592,11 @@ class FlowCache:
             except OSError:
                 pass
         return total
+
+
+def _crc(data: bytes) -> bytes:
+    """CRC-32 of a pair's data, the 4 bytes after the array (little-endian)."""
+    return zlib.crc32(data).to_bytes(4, 'little')
 
 
 def glob_escape(text: str) -> str:
