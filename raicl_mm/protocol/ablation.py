@@ -549,8 +549,8 @@ def markdown_table(results: Dict[str, Any], reference: str = 'M6',
                     bs = paired_bootstrap(a, b, len(a[0]['classes']), n_boot)
                     cell = (f'{bs["diff"]:+.2f} [{bs["low"]:+.2f}, '
                             f'{bs["high"]:+.2f}]')
-                except AblationError as err:
-                    cell = f'n/a ({err})'
+                except AblationError:
+                    cell = 'n/a (other clips or labels)'
         lines.append(f'| {name} | {",".join(str(r["seed"]) for r in runs)} | '
                      f'{runs[0]["n"]} | {_mean_std([r["uf1"] for r in runs])} | '
                      f'{_mean_std([r["uar"] for r in runs])} | '
