@@ -224,7 +224,7 @@ def main(argv=None):
     try:
         from mmengine.config import Config
         base_cfg = Config.fromfile(args.config)
-        if args.no_reduce or not base_cfg.get('synthetic'):
+        if args.no_reduce or not data_settings(base_cfg).get('synthetic'):
             cfg_path = args.config
             reduced = False
         else:
