@@ -63,6 +63,14 @@ def build_cfg(args):
                                 'none, or --fold all)')
         use_inner_validation(cfg, args.inner_val, args.inner_val_interval)
         cli.set_dump_file(cfg, 'test_evaluator', predictions)
+    elif holdout_protocol(cfg) and fold_name is None:
+        # Hold-out (seed 003): the config validates on its validation split
+        # and keeps the best checkpoint; the test split is scored once after.
+        args.score_best = True
+        cli.set_dump_file(cfg, 'test_evaluator', predictions)
+        for m in ([cfg.val_evaluator] if isinstance(cfg.val_evaluator, dict)
+                  else cfg.val_evaluator):
+            m.pop('dump_file', None)
     elif args.no_validate or fold_name in (None, 'all'):
         cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     else:
@@ -102,6 +110,12 @@ def build_cfg(args):
     return cfg
 
 
+def holdout_protocol(cfg) -> bool:
+    """Whether the config's data is a hold-out split (no LOSO fold)."""
+    from raicl_mm.engine.config import data_settings
+    return bool(data_settings(cfg).get('holdout'))
+
+
 def use_inner_validation(cfg, num_subjects: int, interval: int) -> None:
     """Select the checkpoint on held-out TRAINING subjects, never the test one.
 
@@ -128,7 +142,7 @@ def use_inner_validation(cfg, num_subjects: int, interval: int) -> None:
 
 def train(runner, args):
     runner.train()
-    if args.inner_val is not None:
+    if args.inner_val is not None or getattr(args, 'score_best', False):
         # Score the test subject once, with the checkpoint chosen on the
         # held-out training subjects.
         best = runner.message_hub.get_info('best_ckpt')
