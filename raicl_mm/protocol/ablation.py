@@ -293,6 +293,7 @@ def _write_json(path: str, data: Any) -> None:
     from raicl_mm.evaluation.metrics import atomic_write_json
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     atomic_write_json(path, data)
+    os.chmod(path, 0o644)  # the temp file's 0600 would keep the group out
 
 
 def run_key(method: Method, seed: int, folds: Sequence[Sequence[str]],
@@ -589,6 +590,7 @@ def markdown_table(results: Dict[str, Any], reference: str = 'M6',
 def write_table(results: Dict[str, Any], path: str) -> None:
     from raicl_mm.evaluation.metrics import atomic_write_text
     atomic_write_text(path, markdown_table(results))
+    os.chmod(path, 0o644)
 
 
 def parse_method(text: str) -> Method:
