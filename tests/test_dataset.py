@@ -136,6 +136,47 @@ def test_datasets_of_other_samplings_share_pairs(data, tmp_path,
     assert len(solved) == frames + 1  # only the onset->onset pair
 
 
+def test_holdout_splits_by_subject_lists(tmp_path):
+    from raicl_mm.synthetic.generator import SyntheticConfig, generate
+    data = tmp_path / 'three'
+    generate(str(data), SyntheticConfig(num_subjects=3, clips_per_subject=1,
+                                        size=48, min_len=9, max_len=9,
+                                        supersample=1), workers=1)
+    spec = dict(by='subjects', train=['01'], val=['02'], test=['03'])
+    got = {split: {r.subject for r in dataset(data, tmp_path, holdout=spec,
+                                              split=split).records}
+           for split in ('train', 'val', 'test')}
+    assert got == dict(train={'01'}, val={'02'}, test={'03'})
+    with pytest.raises(ValueError, match='exclude each other'):
+        dataset(data, tmp_path, holdout=spec, fold=0, split='train')
+    with pytest.raises(ValueError, match="split='val' needs a hold-out"):
+        dataset(data, tmp_path, split='val', fold=0)
+
+
+def test_spotted_apex_reads_every_frame_from_the_shared_cache(
+        data, tmp_path, monkeypatch):
+    calls = []
+    real = fc.FlowCache.flows_at
+
+    def counting(self, record, positions, compute=True):
+        calls.append(len(positions))
+        return real(self, record, positions, compute)
+
+    monkeypatch.setattr(fc.FlowCache, 'flows_at', counting)
+    ds = dataset(data, tmp_path, sampling=dict(
+        strategy='apex_single', apex_source='spotted'))
+    assert len(ds) == 6 and ds.missing == []
+    # one motion read per clip, over every frame of that clip
+    assert sorted(calls) == sorted(r.num_frames for r in ds.records)
+    spotted = [ds.get_data_info(i)['positions'] for i in range(len(ds))]
+    assert all(len(p) == 1 and p[0] > 0 for p in spotted)
+    again = dataset(data, tmp_path, sampling=dict(strategy='apex_single',
+                                                  apex_source='spotted'))
+    assert [again.get_data_info(i)['positions'] for i in range(6)] == spotted
+    # the second dataset spots from disk: every pair was computed once
+    assert again.cache.stats['pairs_computed'] == 0
+
+
 @pytest.mark.slow
 def test_train_tool_refuses_a_split_with_a_failed_clip(data, tmp_path):
     """tools/train.py: one line naming the clip, exit 2, before training."""

@@ -12,8 +12,8 @@ from raicl_mm.flow.cache import FlowCache
 
 from .instance_sets import (MISSING_POLICIES, apply_missing_policy,
                             load_instance_sets)
-from .sampling import SamplingConfig
-from .folds import list_folds, resolve_fold
+from .sampling import SamplingConfig, motion_from_flows
+from .folds import check_holdout, holdout_split, list_folds, resolve_fold
 from .sources import build_records, get_classes
 
 
@@ -48,7 +48,7 @@ def prepare_synthetic(spec: dict) -> dict:
 
 @DATASETS.register_module()
 class MicroExpressionFlowDataset(BaseActionDataset):
-    SPLITS = ('train', 'test', 'all', 'inner_train', 'inner_val')
+    SPLITS = ('train', 'test', 'all', 'inner_train', 'inner_val', 'val')
 
     """A micro-expression protocol as sets of onset->frame flow instances (MIR).
 
@@ -102,6 +102,11 @@ class MicroExpressionFlowDataset(BaseActionDataset):
             embedded synthetic set there first (reused when complete and
             made with the same parameters; one process generates, the others
             wait on a lock), so every runner works on a fresh clone.
+        holdout: A hold-out protocol instead of LOSO (seed 003's DFME
+            split): ``dict(by='column'|'subjects', train=[...], val=[...] or
+            None, test=[...], val_fraction=0.2, seed=0)``
+            (:func:`raicl_mm.datasets.folds.check_holdout`); then ``fold``
+            is None and ``split`` is ``'train'``, ``'val'`` or ``'test'``.
         on_missing: ``'error'`` (default: refuse a split with clips whose
             instance set could not be made, one line naming them) or
             ``'skip'`` (leave them out, warn, list them in ``missing``).
@@ -116,12 +121,26 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                  flow_workers: Optional[int] = None,
                  inner_val: Optional[dict] = None,
                  synthetic: Optional[dict] = None,
-                 on_missing: str = 'error', **kwargs):
+                 on_missing: str = 'error', holdout: Optional[dict] = None,
+                 **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'split must be one of {self.SPLITS}, got {split!r}')
-        if split != 'all' and fold is None:
+        if holdout:
+            check_holdout(holdout)
+            if fold is not None:
+                raise ValueError(f'dataset holdout and fold={fold!r} exclude '
+                                 'each other: set fold=None for a hold-out '
+                                 'protocol')
+            if split not in ('train', 'val', 'test', 'all'):
+                raise ValueError(f"split={split!r}: a hold-out protocol has "
+                                 "'train', 'val' and 'test'")
+        elif split == 'val':
+            raise ValueError("split='val' needs a hold-out protocol "
+                             '(dataset.holdout)')
+        elif split != 'all' and fold is None:
             raise ValueError(f'split={split!r} needs a fold (the LOSO test '
                              'subject): pass --fold to the tool or set fold')
+        self.holdout = dict(holdout) if holdout else None
         if on_missing not in MISSING_POLICIES:
             raise ValueError(f'dataset on_missing={on_missing!r} is unknown; '
                              f'valid: {", ".join(MISSING_POLICIES)}')
@@ -137,6 +156,12 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         self.flow_cfg = FlowConfig(**(flow_cfg or {}))
         self.sampling_cfg = SamplingConfig(**(sampling or {}))
         self.cache = FlowCache(flow_cache, self.flow_cfg, self.sampling_cfg)
+        if self.sampling_cfg.apex_source != 'annotation':
+            # The spotter's signal is the motion of every frame, read from
+            # (and computed once into) the shared per-pair cache.
+            cache = self.cache
+            self.cache.motion_fn = lambda rec: motion_from_flows(
+                cache.flows_at(rec, list(range(rec.num_frames))))
         self.exclude_file = exclude_file
         self.fold = fold
         self.split = split
@@ -157,7 +182,9 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         records = report.records
         self.folds = list_folds(records)
         self.fold_key = None
-        if self.fold is not None:
+        if self.holdout and self.split != 'all':
+            records = holdout_split(records, self.holdout)[self.split]
+        elif self.fold is not None:
             if isinstance(self.fold, (list, tuple)):
                 self.fold_key = [resolve_fold(f, self.folds) for f in self.fold]
             else:

@@ -399,15 +399,34 @@ def resolve_apex(record, sampling_cfg: SamplingConfig,
     return spotted_apex_position(record, sampling_cfg, motion_fn), 'spotted'
 
 
-def onset_motion(record, flow_cfg=None) -> np.ndarray:
-    """A reference ``motion_fn``: the face's onset->frame motion of every frame.
+def motion_from_flows(flows: np.ndarray) -> np.ndarray:
+    """Per-frame motion of onset->frame flows, the spotter's signal.
 
     For each frame ``t``, the mean over pixels of ``|w_t - median(w_t)|``
-    with ``w_t`` the onset->frame flow (``flow_cfg.method``); subtracting the
-    median flow removes a global head shift, which would otherwise grow
-    through the clip and pull the peak to the end. It computes the flow of
-    every frame of the clip: a flow cache that already holds them should
-    write ``meta['apex_spotted']`` instead.
+    with ``w_t`` the onset->frame flow; subtracting the median flow removes a
+    global head shift, which would otherwise grow through the clip and pull
+    the peak to the end.
+
+    Args:
+        flows: ``(T, H, W, >=2)`` flows (``[u, v, ...]``), frame 0 the onset.
+
+    Returns:
+        ``(T,)`` float64.
+    """
+    out = np.zeros(len(flows))
+    for t, f in enumerate(flows):
+        w = np.asarray(f[..., :2], dtype=np.float64)
+        w = w - np.median(w.reshape(-1, 2), axis=0)
+        out[t] = float(np.sqrt((w ** 2).sum(-1)).mean())
+    return out
+
+
+def onset_motion(record, flow_cfg=None) -> np.ndarray:
+    """A reference ``motion_fn`` that computes the flow of every frame itself.
+
+    The dataset uses the flow cache instead
+    (``motion_from_flows(cache.flows_at(record, range(T)))``), so the flows
+    the spotter needs are computed once and shared with every sampling.
 
     Args:
         record: A clip record with frames.
@@ -422,12 +441,9 @@ def onset_motion(record, flow_cfg=None) -> np.ndarray:
     cfg = flow_cfg if flow_cfg is not None else FlowConfig()
     positions = list(range(1, record.num_frames))
     onset, frames = load_clip_frames(record, positions, cfg)
-    out = np.zeros(record.num_frames)
-    for p, frame in zip(positions, frames):
-        flow = tvl1.flow_instance(onset, frame, cfg.method)[..., :2].astype(np.float64)
-        flow -= np.median(flow.reshape(-1, 2), axis=0)
-        out[p] = float(np.sqrt((flow ** 2).sum(-1)).mean())
-    return out
+    flows = [np.zeros(onset.shape + (2,))] + [
+        tvl1.flow_instance(onset, frame, cfg.method) for frame in frames]
+    return motion_from_flows(np.stack([f[..., :2] for f in flows]))
 
 
 # --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 #: ``test_mode``, ``pipeline`` and ``flow_workers`` may differ).
 SHARED_DATA_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file',
                     'flow_cfg', 'sampling', 'flow_cache', 'fold', 'synthetic',
-                    'inner_val', 'holdout')
+                    'inner_val', 'holdout', 'on_missing')
 
 #: Top-level keys read by MMEngine / mmaction2 besides the Runner's arguments.
 _EXTRA_KEYS = {
