@@ -10,7 +10,14 @@ model = dict(
                   distance='squared'),
     mrd_head=dict(type='RegionDiscoveryHead', num_queries=8,
                   embed_dim=128, proj_hidden=256, pred_hidden=256,
-                  num_decoder_layers=2, num_heads=4, temperature=1.0,
+                  num_decoder_layers=2, num_heads=4,
+                  # MRD's assignment target (docs/benchmark.md): Eq. 8-9 as
+                  # printed ('literal') keep P uniform and L_align at ln 8 from
+                  # the first step to the last; 'sharpen' (FRA / DINO: target
+                  # at temperature 0.04 with centering, online P at 0.1)
+                  # trains. 'literal' with temperature=1.0 is the printed one.
+                  align_target='sharpen', temperature=0.1,
+                  teacher_temperature=0.04,
                   loss_weight=0.5,                        # lambda_3
                   consistency_loss=dict(type='mmpretrain.CosineSimilarityLoss',
                                         shift_factor=2.0, scale_factor=2.0)),
