@@ -19,7 +19,6 @@ import os
 import os.path as osp
 import re
 import sys
-import tempfile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -65,27 +64,12 @@ def _stem(path: str) -> str:
     return re.sub(r'[^A-Za-z0-9._-]+', '_', base) or 'input'
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path),
-                               suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def run(args) -> int:
     import cv2
     from mmengine.utils import ProgressBar
 
     from raicl_mm.apis import RaICLInferencer
+    from raicl_mm.visualization.strips import atomic_write as _atomic_write
 
     kwargs = {}
     if args.face_crop is not None:
