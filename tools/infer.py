@@ -15,7 +15,6 @@ Example::
 """
 import argparse
 import json
-import os
 import os.path as osp
 import re
 import sys

@@ -7,7 +7,10 @@ generator's landmarks) minus the face's median; the clip is given the class
 whose region moves most. Its UF1 tells a benchmark that no method can learn
 (the signal is below the flow's noise) from models that are under-trained
 (the signal is there and they miss it). ``instances='apex'`` uses only the
-instance nearest the true apex, ``'all'`` the largest value over instances.
+instance nearest the true apex, ``'all'`` the largest value over instances,
+``annotated_apex_instance`` the instance nearest the sheet's (erroneous) apex
+(what an apex-based method sees), ``secondary_apex_instance`` the instance
+nearest the secondary region's own peak (the best single instance there is).
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def oracle_probe(config: str, cfg_options: Sequence[str] = ()) -> Dict[str, Any]
                 'surprise': 'surprise'}
     emotions = sorted(SECONDARY_REGIONS)
     masks_cache: Dict[str, Dict[str, np.ndarray]] = {}
-    gt, pred_all, pred_apex = [], [], []
+    gt, pred_all, pred_apex, pred_ann, pred_sec = [], [], [], [], []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         _, subject, clip_id = info['sample_id'].split('/')
@@ -66,12 +69,20 @@ def oracle_probe(config: str, cfg_options: Sequence[str] = ()) -> Dict[str, Any]
         base = np.median(mag.reshape(len(mag), -1), axis=1)
         feat = np.stack([mag[:, masks[e]].mean(1) - base for e in emotions], 1)
         frames = np.asarray(info['frame_numbers'])
-        apex = int(np.argmin(np.abs(frames - clip['true_apex'])))
+
+        def nearest(frame: float) -> int:
+            return int(np.argmin(np.abs(frames - frame)))
         gt.append(int(info['label']))
-        for out, f in ((pred_all, feat.max(0)), (pred_apex, feat[apex])):
-            out.append(classes.index(to_class[emotions[int(np.argmax(f))]]))
-    return {'clips': len(gt),
-            'all_instances': {k: round(v, 2) for k, v in
-                              scores(gt, pred_all, len(classes)).items()},
-            'true_apex_instance': {k: round(v, 2) for k, v in
-                                   scores(gt, pred_apex, len(classes)).items()}}
+        for preds, f in ((pred_all, feat.max(0)),
+                         (pred_apex, feat[nearest(clip['true_apex'])]),
+                         (pred_ann, feat[nearest(clip['apex'])]),
+                         (pred_sec, feat[nearest(clip['secondary_apex'])])):
+            preds.append(classes.index(to_class[emotions[int(np.argmax(f))]]))
+    out = {'clips': len(gt)}
+    for key, pred in (('all_instances', pred_all),
+                      ('true_apex_instance', pred_apex),
+                      ('annotated_apex_instance', pred_ann),
+                      ('secondary_apex_instance', pred_sec)):
+        out[key] = {k: round(v, 2)
+                    for k, v in scores(gt, pred, len(classes)).items()}
+    return out
