@@ -400,7 +400,7 @@ def test_benchmark_configs_use_the_preset():
     from mmengine.config import Config
     cfg = Config.fromfile(str(REPO / 'configs' / 'benchmark' / 'm6_ours.py'))
     spec = dict(cfg.train_dataloader.dataset.synthetic)
-    assert spec.pop('out') == 'data/synthetic_benchmark'
+    assert spec.pop('out') == 'data/synthetic_benchmark_v2'
     assert build_config(spec) == preset_config('benchmark')
     shuffled = Config.fromfile(str(REPO / 'configs' / 'benchmark' /
                                    'control_shuffled.py'))

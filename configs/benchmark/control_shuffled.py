@@ -6,9 +6,9 @@
 # benchmark's folder so that the flow cache is shared, only the sheet differs.
 _base_ = ['./m6_ours.py']
 __data = dict(
-    synthetic=dict(out='data/synthetic_benchmark_shuffled', shuffle_labels=1),
+    synthetic=dict(out='data/synthetic_benchmark_v2_shuffled', shuffle_labels=1),
     ann_files=dict(
-        casme2='data/synthetic_benchmark_shuffled/CASME2-coding-synthetic.xlsx'))
+        casme2='data/synthetic_benchmark_v2_shuffled/CASME2-coding-synthetic.xlsx'))
 train_dataloader = dict(dataset=__data)
 val_dataloader = dict(dataset=__data)
 test_dataloader = dict(dataset=__data)
