@@ -409,6 +409,23 @@ def test_benchmark_configs_use_the_preset():
     assert build_config(s) == preset_config('benchmark')
 
 
+def test_benchmark_v2_changes_only_signal_to_noise_settings_of_v1():
+    from raicl_mm.synthetic.presets import BENCHMARK_V1
+    changed = {k for k in set(BENCHMARK) | set(BENCHMARK_V1)
+               if BENCHMARK.get(k) != BENCHMARK_V1.get(k)}
+    assert changed == {
+        'amplitude', 'amplitude_dist', 'secondary_ratio', 'distractor_prob',
+        'distractor_ratio', 'blink_prob', 'head_shift_px', 'head_rotation_deg',
+        'illumination_std', 'noise_std', 'texture_contrast',
+        'jpeg_quality_range'}
+    v2 = preset_config('benchmark')
+    assert v2.secondary_ratio[1] < 1.0 and 0.1 <= v2.amplitude[0]
+    assert v2.amplitude[1] <= 1.0 and v2.design == 'shared_primary'
+    assert min(v2.head_shift_px, v2.noise_std, v2.blink_prob,
+               v2.distractor_prob, v2.illumination_std) > 0
+    assert preset_config('benchmark_v1').secondary_ratio == (0.35, 0.7)
+
+
 def test_benchmark_plan_has_cde_size_and_balance():
     faces, clips = plan(preset_config('benchmark'))
     assert len(faces) == 26 and len(clips) >= 300
@@ -428,7 +445,10 @@ def test_benchmark_plan_has_cde_size_and_balance():
         assert c['regions'].get('distractor', DISTRACTOR_REGIONS[0]) in \
             DISTRACTOR_REGIONS
         assert c['onset'] < c['apex'] <= c['offset']
-        assert 0.35 <= c['secondary_px'] / c['amplitude_px'] <= 0.7
+        lo, hi = BENCHMARK['secondary_ratio']
+        assert lo <= c['secondary_px'] / c['amplitude_px'] <= hi
+        # v2: the secondary region is weaker than the shared primary.
+        assert c['secondary_px'] < c['amplitude_px']
 
 
 def test_shared_primary_field_is_class_independent_and_truth_is_kept(quick_set):
