@@ -211,3 +211,24 @@ def test_tool_names_a_bad_option(capsys, tmp_path):
     assert tool.main(['--method', 'X=nope.py', '--out',
                       str(tmp_path / 'r.json')]) == 2
     assert "config 'nope.py' not found" in capsys.readouterr().err
+
+
+def test_oracle_rules_on_crafted_region_features():
+    from raicl_mm.protocol.oracle import _predict
+    rng = np.random.default_rng(0)
+    n = 60
+    gt = np.repeat([0, 1, 2], n // 3)
+    col_class = np.array([2, 0, 1])  # region j tells class col_class[j]
+    f = rng.normal(0, 0.1, (n, 3))
+    f[:, 0] += 5.0  # region 0 always moves most (spill-over of the primary)
+    for j, c in enumerate(col_class):
+        f[gt == c, j] += 1.0  # ...but each class adds to its own region
+    folds = np.tile([0, 1], n // 2)
+    raw = _predict('raw', f, gt, folds, col_class, 3)
+    assert (raw == col_class[0]).all()  # the raw rule always says region 0
+    for rule in ('standardized', 'centroid'):
+        assert (_predict(rule, f, gt, folds, col_class, 3) == gt).mean() > 0.9
+    # labels carry no signal: the trained centroid rule drops to chance
+    shuffled = rng.permutation(gt)
+    acc = (_predict('centroid', f, shuffled, folds, col_class, 3) == shuffled).mean()
+    assert acc < 0.6
