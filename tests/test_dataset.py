@@ -92,12 +92,20 @@ def test_fold_split_records_only_its_clips(data, tmp_path):
 
 
 def test_positions_that_cannot_be_chosen_are_missing(data, tmp_path):
-    """A spotted apex without a motion source: every clip named, none lost
-    silently."""
-    with pytest.raises(MissingInstancesError, match='6 of 6 clips') as err:
+    """An apex-based sampling on clips without an apex, with missing_apex=
+    'error': every clip named, none lost silently."""
+    import openpyxl
+    sheet = data / 'CASME2-coding-synthetic.xlsx'
+    book = openpyxl.load_workbook(sheet)
+    ws = book.active
+    header = [c.value for c in ws[1]]
+    col = header.index('ApexFrame') + 1
+    for row in range(2, ws.max_row + 1):
+        ws.cell(row=row, column=col, value='/')  # CASME II's "no apex"
+    book.save(sheet)
+    with pytest.raises(MissingInstancesError, match='6 of 6 clips'):
         dataset(data, tmp_path, sampling=dict(strategy='apex_single',
-                                              apex_source='spotted'))
-    assert 'spotter' in str(err.value)
+                                              missing_apex='error'))
 
 
 def test_on_missing_is_checked(data, tmp_path):

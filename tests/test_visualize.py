@@ -222,6 +222,8 @@ def test_pictures_go_through_the_mmengine_visualizer(tmp_path):
         (back[..., 2] == 0).all()  # the BGR -> RGB -> BGR round trip
     # A run's visualizer (built through get_instance, as the Runner does)
     # gets the confusion matrix that the report draws.
+    from mmengine.logging import MessageHub
+    MessageHub.get_instance('raicl_test_run')  # as the Runner names both
     run_vis = Visualizer.get_instance(
         'raicl_test_run', vis_backends=[dict(type='LocalVisBackend')],
         save_dir=str(tmp_path / 'run2'))

@@ -14,16 +14,23 @@ import numpy as np
 
 
 def current_visualizer():
-    """The most recent mmengine visualizer instance of this process, or None.
+    """The visualizer of the current run, or the latest one, or None.
 
-    mmengine keeps instances per class (``ManagerMixin``), and a run builds
+    mmengine keeps instances per class (``ManagerMixin``) and a run builds
     the config's class (``ActionVisualizer``), so every subclass of
-    ``mmengine.visualization.Visualizer`` is looked at.
+    ``mmengine.visualization.Visualizer`` is looked at. A Runner names its
+    visualizer and its message hub after the experiment, so the instance
+    named like the current message hub is the current run's; without one,
+    the most recent instance of the last class that has any.
     """
     try:
+        from mmengine.logging import MessageHub
         from mmengine.visualization import Visualizer
     except ImportError:  # pragma: no cover
         return None
+    run_name = None
+    if MessageHub._instance_dict:
+        run_name = MessageHub.get_current_instance().instance_name
     todo, seen, found = [Visualizer], set(), None
     while todo:
         cls = todo.pop()
@@ -31,7 +38,10 @@ def current_visualizer():
             continue
         seen.add(cls)
         todo.extend(cls.__subclasses__())
-        if getattr(cls, '_instance_dict', None):
+        instances = getattr(cls, '_instance_dict', None)
+        if instances:
+            if run_name in instances:
+                return instances[run_name]
             found = cls.get_current_instance()
     return found
 
