@@ -84,3 +84,16 @@ def test_fold_that_would_never_be_scored_is_refused():
         check_config(_cfg(**{'train_cfg.max_epochs': 5}))
     check_config(_cfg(**{'train_cfg.max_epochs': 5, 'train_cfg.val_begin': 5,
                          'train_cfg.val_interval': 5}))
+
+
+def test_our_tools_check_a_config_without_runner_type(capsys):
+    """A config of the user's own that names no runner_type is still checked
+    by our tools (built with RaICLRunner), not handed to a bare Runner."""
+    from raicl_mm.engine.cli import run_tool
+    cfg = _cfg(max_epochs=1)
+    cfg.pop('runner_type')
+    status = run_tool(lambda _: cfg, None, lambda runner, args: None)
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: top-level config key 'max_epochs' reaches "
+                       'nothing; the setting is train_cfg.max_epochs')

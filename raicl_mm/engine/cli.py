@@ -137,18 +137,10 @@ def one_line(err: BaseException) -> str:
 
 def user_errors() -> tuple:
     """Exception types that are the user's input, reported in one line."""
-    from .config import ConfigError as _CE
-    errors = [ToolError, _CE]
-    try:
-        from raicl_mm.compat import UntrustedCheckpointError
-        errors.append(UntrustedCheckpointError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from raicl_mm.engine.checkpoint import CheckpointError
-        errors.append(CheckpointError)
-    except ImportError:
-        pass
+    from raicl_mm.compat import CheckpointError  # untrusted, damaged, missing
+
+    from .checkpoint import CheckpointMismatchError
+    errors = [ToolError, ConfigError, CheckpointError, CheckpointMismatchError]
     # data the dataset cannot use: an unwritable flow cache, clips without
     # an instance set (on_missing='error')
     from raicl_mm.datasets.instance_sets import MissingInstancesError
@@ -162,12 +154,15 @@ def run_tool(build_cfg: Callable, args, action: Callable) -> int:
     ``action(runner, args)``; a user error is one line and exit status 2;
     a process group is always closed."""
     from mmaction.registry import RUNNERS
+
+    from .runner import RaICLRunner
     errors = user_errors()
     try:
         cfg = build_cfg(args)
-        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-            __import__('mmengine.runner', fromlist=['Runner']).Runner.from_cfg(
-                cfg)
+        # A config of its own (no runner_type) is still checked: our tools
+        # build it with RaICLRunner rather than a bare Runner.
+        runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
+                  else RaICLRunner.from_cfg(cfg))
     except errors as err:
         print(f'error: {one_line(err)}', file=sys.stderr)
         return 2
