@@ -114,3 +114,36 @@ def test_config_trains_one_iteration(path):
             (1 - tau) * after['online.' + k].detach()
         assert torch.allclose(model.target_branch.fc.weight, expected,
                               atol=1e-6)
+
+
+# Seed 004's apex noise (STD in 200-fps CASME II frames) scaled to the
+# benchmark's clip length: STD x 20.99 / 67.21 (the configs' comments).
+CASME2_MEAN_LEN = 67.21   # onset->offset, frames (reference sheet)
+BENCHMARK_MEAN_LEN = 20.99  # the same on benchmark v2's 320 clips
+
+
+@pytest.mark.parametrize('method', ['m1', 'm3', 'm7'])
+@pytest.mark.parametrize('std', [10, 20, 30])
+def test_benchmark_robust_noise_is_scaled(method, std):
+    path = osp.join(ROOT, 'configs', 'benchmark', 'robust',
+                    f'{method}_std{std}.py')
+    cfg = Config.fromfile(path)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        sampling = cfg[loader].dataset.sampling
+        assert sampling.apex_jitter_std == round(
+            std * BENCHMARK_MEAN_LEN / CASME2_MEAN_LEN, 2)
+        assert sampling.strategy == {'m1': 'apex_single', 'm3': 'apex_single',
+                                     'm7': 'apex_window'}[method]
+    assert (cfg.model.mrd_head is None) == (method == 'm1')
+
+
+def test_casme2_mean_clip_length_matches_reference_sheet():
+    sheet = osp.join(ROOT, '..', 'shared', 'reference', 'annotations',
+                     'CASME2-coding-20190701.xlsx')
+    if not osp.isfile(sheet):
+        pytest.skip('the reference CASME II sheet (../shared) is not here')
+    import pandas as pd
+    d = pd.read_excel(sheet)
+    onset = pd.to_numeric(d['OnsetFrame'], errors='coerce')
+    offset = pd.to_numeric(d['OffsetFrame'], errors='coerce')
+    assert round(float((offset - onset + 1).mean()), 2) == CASME2_MEAN_LEN

@@ -962,3 +962,57 @@ def test_flow_normalize_keeps_a_motionless_instance_near_zero():
     assert np.allclose(std[..., 0].std(), 1.0, atol=1e-3)
     with pytest.raises(ValueError, match='floor must be >= 0'):
         FlowNormalize('standardize', floor=-1)
+
+
+# ------------------------------------------- MRD switches (diagnosis, readings)
+def _mrd_losses(seed=0, **mrd):
+    torch.manual_seed(seed)
+    model = build(mrd_head=dict(TINY_MRD, **mrd), cam_head=None)
+    model.init_weights()
+    model.train()
+    torch.manual_seed(seed + 1)
+    return model, model.loss(pair_batch(b=4), samples([0, 1, 2, 0]))
+
+
+def test_mrd_sum_directions_false_halves_both_terms():
+    _, summed = _mrd_losses()
+    _, mean = _mrd_losses(sum_directions=False)
+    for key in ('loss_align', 'loss_c'):
+        assert torch.allclose(mean[key], summed[key] / 2, rtol=1e-5), key
+    assert torch.allclose(mean['loss_cls'], summed['loss_cls'])
+
+
+def test_mrd_loss_terms_select_align_or_consistency():
+    _, align = _mrd_losses(loss_terms=['align'])
+    _, both = _mrd_losses()
+    _, c_only = _mrd_losses(loss_terms=('c', ))
+    assert 'loss_align' in align and 'loss_c' not in align
+    assert 'loss_c' in c_only and 'loss_align' not in c_only
+    assert torch.allclose(align['loss_align'], both['loss_align'])
+    assert torch.allclose(c_only['loss_c'], both['loss_c'])
+    with pytest.raises(ValueError, match='loss_terms'):
+        build(mrd_head=dict(TINY_MRD, loss_terms=('align', 'cls')))
+    with pytest.raises(ValueError, match='loss_terms'):
+        build(mrd_head=dict(TINY_MRD, loss_terms=()))
+
+
+def _backbone_grad(model, loss):
+    params = [p for p in model.online.backbone.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, retain_graph=True,
+                                allow_unused=True)
+    return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+
+def test_mrd_detach_input_keeps_mrd_out_of_the_backbone():
+    model, losses = _mrd_losses()
+    assert _backbone_grad(model, losses['loss_c']) > 0
+    assert _backbone_grad(model, losses['loss_align']) > 0
+    model, losses = _mrd_losses(detach_input=True)
+    assert _backbone_grad(model, losses['loss_c']) == 0
+    assert _backbone_grad(model, losses['loss_align']) == 0
+    # MRD's own encoder still trains, and L_cls still reaches the backbone
+    enc = [p for p in model.online.region.parameters() if p.requires_grad]
+    g = torch.autograd.grad(losses['loss_c'], enc, retain_graph=True,
+                            allow_unused=True)
+    assert any(x is not None and float(x.abs().sum()) > 0 for x in g)
+    assert _backbone_grad(model, losses['loss_cls']) > 0

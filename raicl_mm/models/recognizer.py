@@ -254,15 +254,19 @@ class RaICLRecognizer(BaseModel):
                 self.cam_head.loss(cam_on, cam_tg)                 # Eq. 6
         if self.mrd_head is not None and self.mrd_head.loss_weight:
             r_on, r_tg = on['region'], tg['region']
-            w = self.mrd_head.loss_weight
+            mrd = self.mrd_head
             # Eq. 10 / 14 sum the two directions; the batch mean over the
-            # concatenated directions times `directions` is that sum.
-            losses['loss_align'] = w * directions * self.mrd_head.loss_align(
-                r_on['logits'],
-                self.mrd_head.target_assignments(unflip(r_tg['sim'])))
-            losses.update(self.mrd_head.assignment_stats(r_on['probs']))
-            losses['loss_c'] = w * directions * \
-                self.mrd_head.loss_consistency(r_on['z'], r_tg['z'])
+            # concatenated directions times `directions` is that sum
+            # (``sum_directions=False``: the direction mean, as L_cls).
+            w = mrd.loss_weight * (directions if mrd.sum_directions else 1)
+            target = mrd.target_assignments(unflip(r_tg['sim']))
+            if 'align' in mrd.loss_terms:
+                losses['loss_align'] = w * mrd.loss_align(          # Eq. 10
+                    r_on['logits'], target)
+            losses.update(mrd.assignment_stats(r_on['probs']))
+            if 'c' in mrd.loss_terms:
+                losses['loss_c'] = w * mrd.loss_consistency(        # Eq. 14
+                    r_on['z'], r_tg['z'])
         self._check_finite(losses)
         with torch.no_grad():
             losses['acc'] = (on['logits'].argmax(-1) == labels).float().mean()

@@ -59,15 +59,18 @@ class MultiRegionEncoder(nn.Module):
         num_heads: Attention heads of the decoder.
         temperature: Divides the cosine similarities before the softmax of
             Eq. 8 (1.0 = the equation as printed).
+        detach_input: Stop MRD's gradients at F_e (a diagnostic: MRD then
+            trains only its own encoder and cannot change the backbone).
     """
 
     def __init__(self, in_channels: int, num_queries: int = 8,
                  embed_dim: int = 128, proj_hidden: int = 256,
                  num_decoder_layers: int = 2, num_heads: int = 4,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, detach_input: bool = False):
         super().__init__()
         self.num_queries = num_queries
         self.temperature = temperature
+        self.detach_input = detach_input
         # Facial queries: learnable positional embeddings (MaskFormer).
         self.queries = nn.Embedding(num_queries, embed_dim)
         self.input_proj = nn.Conv2d(in_channels, embed_dim, 1)
@@ -98,6 +101,8 @@ class MultiRegionEncoder(nn.Module):
             Eq. 11); ``z`` z_e^m (B, N, D, Eq. 12); ``sim`` the cosines S_e
             of Eq. 7 (B, N, H, W), from which the head forms the target.
         """
+        if self.detach_input:
+            feats = feats.detach()
         b, c, h, w = feats.shape
         memory = self.input_proj(feats).flatten(2).transpose(1, 2)
         memory = memory + sine_position_encoding(
@@ -157,6 +162,14 @@ class RegionDiscoveryHead(nn.Module):
             ``--teacher_temp 0.04``; ``sinkhorn``: SwAV's epsilon 0.05).
         center_momentum: EMA momentum of the center c (DINO: 0.9).
         sinkhorn_iters: Sinkhorn-Knopp iterations (SwAV: 3).
+        sum_directions: Eq. 10 and 14 *sum* the two directions (I_p and I_q
+            online), so with ``symmetric=True`` each MRD term weighs twice a
+            direction's loss, while L_cls and L_acl are direction means.
+            False averages the two directions like L_cls (the same lambda_3
+            then weighs MRD half as much).
+        loss_terms: Which of MRD's terms are trained: ``('align', 'c')``
+            (Eq. 15); one of them alone is a diagnostic.
+        detach_input: See :class:`MultiRegionEncoder` (a diagnostic).
     """
 
     ALIGN_TARGETS = ('literal', 'sharpen', 'sinkhorn')
@@ -168,8 +181,15 @@ class RegionDiscoveryHead(nn.Module):
                  consistency_loss: Optional[dict] = None,
                  align_target: str = 'literal',
                  teacher_temperature: float = 0.04,
-                 center_momentum: float = 0.9, sinkhorn_iters: int = 3):
+                 center_momentum: float = 0.9, sinkhorn_iters: int = 3,
+                 sum_directions: bool = True,
+                 loss_terms=('align', 'c'), detach_input: bool = False):
         super().__init__()
+        loss_terms = tuple(loss_terms)
+        if not loss_terms or set(loss_terms) - {'align', 'c'}:
+            raise ValueError('RegionDiscoveryHead: loss_terms must be a '
+                             "non-empty subset of ('align', 'c'), got "
+                             f'{loss_terms!r}')
         if align_target not in self.ALIGN_TARGETS:
             raise ValueError(f'RegionDiscoveryHead: align_target '
                              f'{align_target!r} not in {self.ALIGN_TARGETS}')
@@ -187,7 +207,10 @@ class RegionDiscoveryHead(nn.Module):
         self.encoder_cfg = dict(num_queries=num_queries, embed_dim=embed_dim,
                                 proj_hidden=proj_hidden,
                                 num_decoder_layers=num_decoder_layers,
-                                num_heads=num_heads, temperature=temperature)
+                                num_heads=num_heads, temperature=temperature,
+                                detach_input=detach_input)
+        self.sum_directions = bool(sum_directions)
+        self.loss_terms = loss_terms
         self.loss_weight = loss_weight
         self.temperature = temperature
         self.align_target = align_target

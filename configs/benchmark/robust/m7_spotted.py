@@ -1,0 +1,9 @@
+# Seed 004's robust-MER table on the synthetic benchmark, "Spotting" column:
+# M7 with the apex from the automatic spotter (the frame where the
+# onset->frame motion peaks, raicl_mm.datasets.sampling; docs/results.md
+# gives its error against the benchmark's true apex) instead of the sheet.
+_base_ = ['../m7_apex_window.py']
+__data = dict(sampling=dict(apex_source='spotted'))
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)
