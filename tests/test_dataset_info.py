@@ -189,3 +189,46 @@ def test_dfme_config_reads_its_own_sheet(tmp_path, capsys):
     assert {k: v['samples'] for k, v in info['holdout'].items()} == dict(
         train=8, val=2, test=1, unused=1)
     assert info['classes']['anger'] == 10 and list(info['classes'])[0] == 'happiness'
+
+
+SPOT_CONFIG = """
+_base_ = [{base!r}]
+__data = dict(
+    synthetic=dict(_delete_=True, out={out!r}, **{quick!r}),
+    data_roots=dict(casme2={out!r} + '/Cropped'),
+    ann_files=dict(casme2={out!r} + '/CASME2-coding-synthetic.xlsx'),
+    flow_cfg=dict(method='farneback', size=(32, 32)), flow_cache={cache!r})
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=__data)
+test_dataloader = dict(dataset=__data)
+"""
+
+
+def test_spot_apex_on_a_synthetic_set_reports_the_truth_and_baselines(
+        tmp_path, capsys):
+    """--spot-apex on the quick preset: against the sheet and the true apex."""
+    import json as _json
+    from raicl_mm.synthetic.presets import PRESETS
+    quick = {k: (list(v) if isinstance(v, tuple) else v)
+             for k, v in PRESETS['quick'].items()}
+    cfg = tmp_path / 'spot.py'
+    cfg.write_text(SPOT_CONFIG.format(
+        base=str(REPO / 'configs' / 'benchmark' / 'm6_ours.py'),
+        out=str(tmp_path / 'data'), cache=str(tmp_path / 'cache'),
+        quick=quick))
+    status, out, err = run_main([cfg, '--spot-apex'], capsys)
+    assert status == 0, err
+    spot = _json.loads(out)['spotter']
+    manifest = _json.loads((tmp_path / 'data' / 'manifest.json').read_text())
+    clips = manifest['clips']
+    truth = spot['against_true_apex']
+    assert truth['spotter']['compared'] == len(clips) == spot['compared']
+    assert truth['centre']['compared'] == len(clips)
+    # the sheet's error against the truth, recomputed from the manifest
+    expected = sum(abs(c['apex'] - c['true_apex']) for c in clips) / len(clips)
+    assert truth['sheet']['mae_frames'] == pytest.approx(expected, abs=1e-4)
+    by_id = {e['id']: e for e in spot['clips']}
+    assert all('true_apex' in e for e in by_id.values())
+    errors = [abs(e['spotted'] - e['true_apex']) for e in by_id.values()]
+    assert truth['spotter']['mae_frames'] == pytest.approx(
+        sum(errors) / len(errors), abs=1e-4)

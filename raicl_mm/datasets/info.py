@@ -66,30 +66,78 @@ def data_settings(cfg) -> Dict:
     return {k: plain(source.get(k)) for k in DATA_KEYS if source.get(k) is not None}
 
 
+def _true_apexes(data: Dict) -> Dict:
+    """``(subject, clip) -> true apex frame`` of a synthetic set, else {}.
+
+    The generator's ``manifest.json`` (beside the sheet of ``synthetic.out``)
+    keeps the true apex of every clip; real data has none.
+    """
+    import json
+    import os.path as osp
+    out = (data.get('synthetic') or {}).get('out')
+    path = osp.join(out, 'manifest.json') if out else None
+    if not path or not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        manifest = json.load(f)
+    return {(str(c['subject']), str(c['filename'])): int(c['true_apex'])
+            for c in manifest.get('clips', []) if 'true_apex' in c}
+
+
+def _mae(errors: List[float], lengths: List[int]) -> Dict:
+    if not errors:
+        return dict(compared=0, mae_frames=None, mae_fraction=None)
+    return dict(compared=len(errors),
+                mae_frames=round(sum(errors) / len(errors), 4),
+                median_frames=float(sorted(errors)[len(errors) // 2]),
+                mae_fraction=round(sum(e / n for e, n in zip(errors, lengths))
+                                   / len(errors), 4))
+
+
 def _spotter(report, data: Dict) -> Dict:
-    """The spotter against the sheet's apex (``--spot-apex``)."""
+    """The spotter against the sheet's apex (``--spot-apex``).
+
+    On a synthetic set also against the true apex, beside the two baselines
+    a spotter must beat: the clip centre and the sheet's annotation.
+    """
     from raicl_mm.datasets.sampling import SamplingConfig, onset_motion, spot_apex
     from raicl_mm.flow import FlowConfig
     flow_cfg = FlowConfig(**(data.get('flow_cfg') or {}))
     sampling = SamplingConfig(**(data.get('sampling') or {}))
-    frames, fractions, clips = [], [], []
+    truth = _true_apexes(data)
+    sheet_err, sheet_len, clips = [], [], []
+    vs_truth = dict(spotter=[], centre=[], sheet=[])   # (error, T) pairs
     for record in report.records:
         if record.num_frames < 2:
             continue
+        numbers = list(record.frame_numbers)
         pos = spot_apex(onset_motion(record, flow_cfg), sampling.spot_sigma,
                         sampling.spot_margin)
-        entry = dict(id=record.sample_id, spotted=record.frame_numbers[pos],
+        entry = dict(id=record.sample_id, spotted=numbers[pos],
                      sheet=record.apex)
         if record.apex is not None:
-            error = abs(record.frame_numbers[pos] - record.apex)
-            frames.append(error)
-            fractions.append(error / record.num_frames)
+            error = abs(numbers[pos] - record.apex)
+            sheet_err.append(error)
+            sheet_len.append(record.num_frames)
             entry['error'] = error
+        true = truth.get((str(record.subject), str(record.clip_id)))
+        if true is not None:
+            entry['true_apex'] = true
+            n = record.num_frames
+            vs_truth['spotter'].append((abs(numbers[pos] - true), n))
+            vs_truth['centre'].append(
+                (abs(numbers[(len(numbers) - 1) // 2] - true), n))
+            if record.apex is not None:
+                vs_truth['sheet'].append((abs(record.apex - true), n))
         clips.append(entry)
-    mean = (lambda v: round(sum(v) / len(v), 4) if v else None)
-    return dict(compared=len(frames), mae_frames=mean(frames), mae_fraction=mean(fractions),
-                spot_sigma=sampling.spot_sigma, spot_margin=sampling.spot_margin,
-                flow=flow_cfg.method, clips=clips)
+    out = dict(_mae(sheet_err, sheet_len), spot_sigma=sampling.spot_sigma,
+               spot_margin=sampling.spot_margin, flow=flow_cfg.method)
+    if vs_truth['spotter']:
+        out['against_true_apex'] = {
+            k: _mae([e for e, _ in v], [n for _, n in v])
+            for k, v in vs_truth.items()}
+    out['clips'] = clips
+    return out
 
 
 class NoProtocolError(ValueError):
