@@ -1016,3 +1016,28 @@ def test_mrd_detach_input_keeps_mrd_out_of_the_backbone():
                             allow_unused=True)
     assert any(x is not None and float(x.abs().sum()) > 0 for x in g)
     assert _backbone_grad(model, losses['loss_cls']) > 0
+
+
+def test_grad_probe_logs_each_terms_backbone_gradient_and_changes_nothing():
+    torch.manual_seed(0)
+    model = build(mrd_head=TINY_MRD, grad_probe_interval=2)
+    model.init_weights()
+    model.train()
+    x, ds = pair_batch(b=4), samples([0, 1, 2, 0])
+    torch.manual_seed(1)
+    first = model.loss(x, ds)
+    assert {'grad_cls', 'grad_acl', 'grad_align', 'grad_c'} <= set(first)
+    assert all(float(first[k]) > 0 for k in first if k.startswith('grad_'))
+    assert not any('loss' in k for k in first if k.startswith('grad_'))
+    assert all(p.grad is None for p in model.parameters())
+    torch.manual_seed(1)
+    second = model.loss(x, ds)        # call 2: not a probe iteration
+    assert not any(k.startswith('grad_') for k in second)
+    # the probe's figure is the gradient of that term alone
+    params = [p for p in model.online.backbone.parameters() if p.requires_grad]
+    g = torch.autograd.grad(second['loss_cls'], params, allow_unused=True,
+                            retain_graph=True)
+    norm = sum(float(t.pow(2).sum()) for t in g if t is not None) ** 0.5
+    assert norm == pytest.approx(float(first['grad_cls']), rel=1e-4)
+    with pytest.raises(ValueError, match='grad_probe_interval'):
+        build(grad_probe_interval=-1)

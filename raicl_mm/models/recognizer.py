@@ -82,6 +82,11 @@ class RaICLRecognizer(BaseModel):
             certain horizontal flip) makes the model flip the target's CAMs
             and heat maps back before comparing them.
         data_preprocessor: Defaults to ``InstanceDataPreprocessor``.
+        grad_probe_interval: Every this many training iterations, log the
+            norm of each loss term's gradient at the backbone's parameters
+            (``grad_cls``, ``grad_acl``, ``grad_align``, ``grad_c``): which
+            term drives the shared features. 0 (default) = never; the probe
+            costs one extra backward pass per term and changes no gradient.
     """
 
     def __init__(self, backbone: dict, num_classes: int,
@@ -92,6 +97,7 @@ class RaICLRecognizer(BaseModel):
                  symmetric: bool = True,
                  augment_online: Optional[dict] = None,
                  augment_target: Optional[dict] = None,
+                 grad_probe_interval: int = 0,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
@@ -128,6 +134,11 @@ class RaICLRecognizer(BaseModel):
         # the first update" so that every update is exactly Eq. 3.
         self.target.steps.fill_(1)
         self.single_instance_pairs = 0
+        if int(grad_probe_interval) < 0:
+            raise ValueError('grad_probe_interval must be >= 0, got '
+                             f'{grad_probe_interval}')
+        self.grad_probe_interval = int(grad_probe_interval)
+        self._loss_calls = 0
 
     # ------------------------------------------------------------------ API
     def init_weights(self) -> None:
@@ -268,12 +279,37 @@ class RaICLRecognizer(BaseModel):
                 losses['loss_c'] = w * mrd.loss_consistency(        # Eq. 14
                     r_on['z'], r_tg['z'])
         self._check_finite(losses)
+        self._loss_calls += 1
+        if (self.grad_probe_interval and torch.is_grad_enabled()
+                and (self._loss_calls - 1) % self.grad_probe_interval == 0):
+            losses.update(self.backbone_grad_norms(losses))
         with torch.no_grad():
             losses['acc'] = (on['logits'].argmax(-1) == labels).float().mean()
         single = sum(int(ds.metainfo.get('single_instance', False))
                      for ds in data_samples)
         self.single_instance_pairs += single
         return losses
+
+    def backbone_grad_norms(self, losses: Dict[str, torch.Tensor]
+                            ) -> Dict[str, torch.Tensor]:
+        """L2 norm of each loss term's gradient at the backbone, ``grad_*``.
+
+        ``torch.autograd.grad`` with the graph kept: nothing is accumulated
+        into ``.grad``, so training is unchanged. Keys hold no ``loss`` (so
+        mmengine's ``parse_losses`` does not add them to the total).
+        """
+        params = [p for p in self.online.backbone.parameters()
+                  if p.requires_grad]
+        out = {}
+        for key, value in losses.items():
+            if not key.startswith('loss_') or not value.requires_grad:
+                continue
+            grads = torch.autograd.grad(value, params, retain_graph=True,
+                                        allow_unused=True)
+            sq = sum(float(g.detach().float().pow(2).sum())
+                     for g in grads if g is not None)
+            out['grad_' + key[len('loss_'):]] = torch.tensor(sq ** 0.5)
+        return out
 
     @staticmethod
     def _check_finite(losses: Dict[str, torch.Tensor]) -> None:

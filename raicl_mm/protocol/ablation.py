@@ -136,7 +136,9 @@ def epoch_loss_means(work_dir: str) -> Dict[str, Dict[str, float]]:
 
     Returns:
         ``{term: {'first_epoch': mean, 'last_epoch': mean}}`` for every key
-        that starts with ``loss`` or ``mrd_`` (the MRD assignment stats).
+        that starts with ``loss``, ``mrd_`` (the MRD assignment stats) or
+        ``grad_`` (the recognizer's ``grad_probe_interval``: each term's
+        gradient norm at the backbone).
     """
     files = _scalars_files(work_dir)
     if not files:
@@ -158,7 +160,7 @@ def epoch_loss_means(work_dir: str) -> Dict[str, Dict[str, float]]:
     epochs = sorted({r['epoch'] for r in rows})
     out: Dict[str, Dict[str, float]] = {}
     keys = sorted({k for r in rows for k in r
-                   if k.startswith('loss') or k.startswith('mrd_')})
+                   if k.startswith(('loss', 'mrd_', 'grad_'))})
     for key in keys:
         firsts = [r[key] for r in rows if r['epoch'] == epochs[0] and key in r]
         lasts = [r[key] for r in rows if r['epoch'] == epochs[-1] and key in r]
