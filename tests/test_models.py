@@ -321,7 +321,10 @@ def _predict(head, z):
 
 def test_consistency_byol_form():
     torch.manual_seed(0)
-    head = RegionDiscoveryHead(num_queries=3, embed_dim=8, pred_hidden=8)
+    head = RegionDiscoveryHead(
+        num_queries=3, embed_dim=8, pred_hidden=8,
+        consistency_loss=dict(type='mmpretrain.CosineSimilarityLoss',
+                              shift_factor=2.0, scale_factor=2.0))
     head.eval()
     z = torch.randn(2, 3, 8)
     with torch.no_grad():
@@ -551,11 +554,21 @@ def test_each_lambda_removes_or_scales_its_term():
         assert out[k] == pytest.approx(2 * ref[k], rel=1e-5), k
 
 
+BYOL_SUM = dict(sum_directions=True, consistency_loss=dict(
+    type='mmpretrain.CosineSimilarityLoss', shift_factor=2.0, scale_factor=2.0))
+
+
+@pytest.mark.parametrize('reading', ['default', 'byol_sum'])
 @pytest.mark.parametrize('symmetric', [True, False])
-def test_loss_wiring_matches_manual_computation(symmetric):
-    """Recompute Eq. 4, 6, 10, 14 from the branches by hand (no random aug)."""
+def test_loss_wiring_matches_manual_computation(symmetric, reading):
+    """Recompute Eq. 4, 6, 10, 14 from the branches by hand (no random aug).
+
+    ``default``: -cos, every term the mean over the directions;
+    ``byol_sum``: BYOL's 2 - 2cos, MRD's terms summed over the directions.
+    """
     torch.manual_seed(0)
-    model = build(symmetric=symmetric, augment_online=NO_AUG,
+    mrd = dict(TINY_MRD, **(BYOL_SUM if reading == 'byol_sum' else {}))
+    model = build(symmetric=symmetric, augment_online=NO_AUG, mrd_head=mrd,
                   augment_target=dict(NO_AUG, flip=True))
     with torch.no_grad():
         for p in model.online.parameters():  # target != online
@@ -569,6 +582,8 @@ def test_loss_wiring_matches_manual_computation(symmetric):
                                    torch.cat([labels, labels]), 2)
     else:
         on_in, tg_in, d = xp, xq, 1
+    if reading == 'default':
+        d = 1                       # direction means: no factor
     with torch.no_grad():
         on = model.online(on_in)
         tg = model.target_branch(hflip(tg_in, flow_aware=True))
@@ -586,7 +601,8 @@ def test_loss_wiring_matches_manual_computation(symmetric):
         pred = model.mrd_head.predictor.predictor(
             [on['region']['z'].reshape(-1, n)])[0]
         cos = F.cosine_similarity(pred, tg['region']['z'].reshape(-1, n))
-        exp_c = 0.5 * d * (2 - 2 * cos).mean()
+        exp_c = 0.5 * d * ((2 - 2 * cos).mean() if reading == 'byol_sum'
+                           else (-cos).mean())
     assert losses['loss_cls'].item() == pytest.approx(exp_cls.item(), rel=1e-4)
     assert losses['loss_acl'].item() == pytest.approx(exp_acl.item(), rel=1e-4)
     assert losses['loss_align'].item() == pytest.approx(exp_align.item(),
@@ -975,8 +991,8 @@ def _mrd_losses(seed=0, **mrd):
 
 
 def test_mrd_sum_directions_false_halves_both_terms():
-    _, summed = _mrd_losses()
-    _, mean = _mrd_losses(sum_directions=False)
+    _, summed = _mrd_losses(sum_directions=True)
+    _, mean = _mrd_losses()          # the default: direction means
     for key in ('loss_align', 'loss_c'):
         assert torch.allclose(mean[key], summed[key] / 2, rtol=1e-5), key
     assert torch.allclose(mean['loss_cls'], summed['loss_cls'])

@@ -19,8 +19,15 @@ model = dict(
                   align_target='sharpen', temperature=0.1,
                   teacher_temperature=0.04,
                   loss_weight=0.5,                        # lambda_3
+                  # Eq. 14 is a similarity: the loss is its negative, -cos
+                  # (shift 2, scale 2 = BYOL's 2 - 2cos, twice the gradient);
+                  # every term is the mean over the two directions
+                  # (sum_directions=True: MRD's summed as Eq. 10 / 14 write
+                  # them, twice L_cls's weight). On the benchmark MRD's damage
+                  # grows with its gradient's scale (docs/benchmark.md).
+                  sum_directions=False,
                   consistency_loss=dict(type='mmpretrain.CosineSimilarityLoss',
-                                        shift_factor=2.0, scale_factor=2.0)),
+                                        shift_factor=0.0, scale_factor=1.0)),
     tau=0.99,                                             # Eq. 3
     symmetric=True,
     augment_online=dict(jitter=0.2, blur_prob=0.5, blur_sigma=(0.1, 1.0),

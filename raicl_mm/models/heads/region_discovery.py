@@ -141,8 +141,10 @@ class RegionDiscoveryHead(nn.Module):
         loss_weight: lambda_3 of Eq. 15 (multiplies L_align + L_c).
         consistency_loss: Loss between G(z_theta^m) and z_xi^m. Eq. 13-14
             write a *similarity*; a loss must minimise its negative. Default is
-            BYOL's ``2 - 2 cos`` (``CosineSimilarityLoss`` with shift 2 and
-            scale 2); ``shift_factor=0, scale_factor=1`` gives ``-cos``.
+            the written similarity negated, ``-cos`` (``CosineSimilarityLoss``
+            with shift 0 and scale 1); ``shift_factor=2, scale_factor=2``
+            gives BYOL's ``2 - 2 cos``, twice the gradient (docs/benchmark.md:
+            on the benchmark, MRD's damage grows with its gradient's scale).
         align_target: How the target assignment of Eq. 9 is formed from the
             target's cosines S_xi:
 
@@ -163,10 +165,11 @@ class RegionDiscoveryHead(nn.Module):
         center_momentum: EMA momentum of the center c (DINO: 0.9).
         sinkhorn_iters: Sinkhorn-Knopp iterations (SwAV: 3).
         sum_directions: Eq. 10 and 14 *sum* the two directions (I_p and I_q
-            online), so with ``symmetric=True`` each MRD term weighs twice a
-            direction's loss, while L_cls and L_acl are direction means.
-            False averages the two directions like L_cls (the same lambda_3
-            then weighs MRD half as much).
+            online); Eq. 4 and 6 are written for one. False (default) treats
+            the four terms alike, each the mean over the directions: under
+            Adam, summing all four over the directions is the same up to a
+            global scale. True sums only MRD's, which with ``symmetric=True``
+            weighs L_align and L_c twice against L_cls and L_acl.
         loss_terms: Which of MRD's terms are trained: ``('align', 'c')``
             (Eq. 15); one of them alone is a diagnostic.
         detach_input: See :class:`MultiRegionEncoder` (a diagnostic).
@@ -182,7 +185,7 @@ class RegionDiscoveryHead(nn.Module):
                  align_target: str = 'literal',
                  teacher_temperature: float = 0.04,
                  center_momentum: float = 0.9, sinkhorn_iters: int = 3,
-                 sum_directions: bool = True,
+                 sum_directions: bool = False,
                  loss_terms=('align', 'c'), detach_input: bool = False):
         super().__init__()
         loss_terms = tuple(loss_terms)
@@ -221,7 +224,7 @@ class RegionDiscoveryHead(nn.Module):
         self.register_buffer('center', torch.zeros(1, num_queries, 1, 1))
         if consistency_loss is None:
             consistency_loss = dict(type='mmpretrain.CosineSimilarityLoss',
-                                    shift_factor=2.0, scale_factor=2.0)
+                                    shift_factor=0.0, scale_factor=1.0)
         # mmpretrain's LatentPredictHead = predictor MLP + loss against a
         # detached target: exactly G_theta and Eq. 13.
         self.predictor = MODELS.build(dict(
