@@ -183,3 +183,48 @@ def test_test_tool_dumps_pickle_and_shows_confusion(trained, tiny_config,
     assert len(dumped) == 3 and {d['subject'] for d in dumped} == {'01'}
     assert (tmp_path / 't' / 'predictions_test.json').is_file()
     assert list((tmp_path / 'show').glob('confusion_*.png'))
+
+
+def test_test_tool_mode_ensemble_scores_every_instance(trained, tiny_config,
+                                                       tmp_path):
+    work, _ = trained
+    res = run_tool('test.py', tiny_config, work / 'epoch_2.pth', '--fold', '0',
+                   '--work-dir', tmp_path / 'e', '--mode', 'ensemble',
+                   '--dump', tmp_path / 'e.json')
+    assert res.returncode == 0, res.stderr[-3000:]
+    middle = json.loads((work / 'predictions.json').read_text())['predictions']
+    ens = json.loads((tmp_path / 'e.json').read_text())['predictions']
+    assert [p['sample_id'] for p in middle] == [p['sample_id'] for p in ens]
+    # the mean over the instances is not the middle instance's softmax
+    assert not torch.allclose(torch.tensor([p['scores'] for p in middle]),
+                              torch.tensor([p['scores'] for p in ens]),
+                              atol=1e-6)
+    dumped = next((tmp_path / 'e').glob('*.py')).read_text()
+    assert "ensemble=True" in dumped
+    bad = run_tool('test.py', tiny_config, work / 'epoch_2.pth',
+                   '--mode', 'mean')
+    assert bad.returncode == 2 and 'mode' in bad.stderr
+
+
+def test_set_test_mode_sets_every_scoring_pipeline():
+    from mmengine.config import Config
+    from raicl_mm.engine.cli import ToolError, set_test_mode
+    pair = dict(type='SampleInstancePair', test_mode=True)
+    cfg = Config(dict(
+        test_pipeline=[dict(pair)],
+        val_dataloader=dict(dataset=dict(pipeline=[dict(pair)],
+                                         sampling=dict(num_instances=8))),
+        test_dataloader=dict(dataset=dict(pipeline=[dict(pair)],
+                                          sampling=dict(num_instances=8)))))
+    assert set_test_mode(cfg, 'ensemble') == 3
+    for p in (cfg.test_pipeline, cfg.val_dataloader.dataset.pipeline,
+              cfg.test_dataloader.dataset.pipeline):
+        assert p[0]['ensemble'] is True and p[0]['pad_to'] == 8
+    assert set_test_mode(cfg, 'middle') == 3
+    assert cfg.test_pipeline[0]['ensemble'] is False
+    assert cfg.test_pipeline[0]['pad_to'] is None
+    with pytest.raises(ToolError, match='SampleInstancePair'):
+        set_test_mode(Config(dict(test_dataloader=dict(dataset=dict(
+            pipeline=[dict(type='FlowNormalize')])))), 'ensemble')
+    with pytest.raises(ToolError, match='--mode'):
+        set_test_mode(cfg, 'mean')

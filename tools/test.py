@@ -6,7 +6,8 @@ Without ``--fold`` the config's own fold is scored; ``--fold`` picks another
 ``WORK_DIR/predictions_test.json``; ``--dump FILE.pkl`` also writes mmaction2's
 pickle of the raw predictions (``DumpResults``), ``--dump FILE.json`` writes
 our JSON there instead; ``--show-dir DIR`` writes the confusion matrix
-picture there. ``--cfg-options`` are merged last.
+picture there. ``--mode ensemble`` scores the mean softmax over every instance
+of a clip instead of the middle one. ``--cfg-options`` are merged last.
 """
 import argparse
 import os.path as osp
@@ -25,6 +26,9 @@ def parse_args(argv=None):
                    '.json as ours (with sample ids)')
     p.add_argument('--show-dir', help='folder for the confusion-matrix '
                    'picture of the scored samples')
+    p.add_argument('--mode', choices=('middle', 'ensemble'), default=None,
+                   help="score the middle instance (A.1.3) or the mean softmax "
+                   "over every instance ('ensemble'); default: the config's")
     add_common_args(p, 'CHECKPOINT')
     return parse_tool_args(p, argv)
 
@@ -61,6 +65,8 @@ def build_cfg(args):
     cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = None
     cfg.param_scheduler = None
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    if args.mode is not None:
+        cli.set_test_mode(cfg, args.mode)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     args.json_dump = json_dump

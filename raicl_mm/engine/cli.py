@@ -114,6 +114,45 @@ def set_dump_file(cfg, evaluator_key: str, path: str,
             m['dump_file'] = path
 
 
+TEST_MODES = ('middle', 'ensemble')
+
+
+def set_test_mode(cfg, mode: str) -> int:
+    """Score the middle instance (A.1.3) or the ensemble over every instance.
+
+    Sets ``ensemble`` (and ``pad_to`` = the loader's ``sampling.num_instances``,
+    so that sets of any size batch) on the test-mode ``SampleInstancePair`` of
+    every scoring pipeline: the val / test loaders' and their top-level
+    copies, which the config check keeps equal. Returns how many were set.
+
+    Raises:
+        ToolError: An unknown mode, or no test-mode ``SampleInstancePair``.
+    """
+    if mode not in TEST_MODES:
+        raise ToolError(f'--mode {mode!r}: expected one of {TEST_MODES}')
+    ensemble = mode == 'ensemble'
+    num = None
+    pipelines = []
+    for loader in ('val_dataloader', 'test_dataloader'):
+        ds = (cfg.get(loader) or {}).get('dataset') or {}
+        if ds.get('pipeline') is not None:
+            pipelines.append(ds['pipeline'])
+            num = num or (ds.get('sampling') or {}).get('num_instances')
+    pipelines += [cfg[k] for k in ('val_pipeline', 'test_pipeline')
+                  if cfg.get(k) is not None]
+    count = 0
+    for pipeline in pipelines:
+        for step in pipeline:
+            if step.get('type') == 'SampleInstancePair' and step.get('test_mode'):
+                step['ensemble'] = ensemble
+                step['pad_to'] = int(num or 16) if ensemble else None
+                count += 1
+    if not count:
+        raise ToolError(f'--mode {mode}: no SampleInstancePair(test_mode=True) '
+                        'in test_dataloader.dataset.pipeline')
+    return count
+
+
 def add_tensorboard_if_available(cfg) -> bool:
     """Log to TensorBoard too (a dependency; skipped if it is missing)."""
     try:
