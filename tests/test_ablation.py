@@ -232,3 +232,27 @@ def test_oracle_rules_on_crafted_region_features():
     shuffled = rng.permutation(gt)
     acc = (_predict('centroid', f, shuffled, folds, col_class, 3) == shuffled).mean()
     assert acc < 0.6
+
+
+def test_variants_table_pivots_base_dash_variant_names():
+    rng = np.random.default_rng(2)
+    gt = rng.integers(0, 3, 40)
+    runs = []
+    for name in ('M6', 'M1', 'M1-std10', 'M1-spotted', 'M3-std10', 'shuffled'):
+        for seed in (0, 1):
+            r = fake_run(name, seed, gt, gt)
+            r.update(key=f'{name}{seed}', n=40, uf1=80.0 + seed, uar=70.0,
+                     accuracy=90.0)
+            runs.append(r)
+    table = markdown_table({'runs': runs, 'k_folds': 2, 'fold_seed': 0},
+                           n_boot=20)
+    assert '| method | (itself) | std10 | spotted |' in table
+    row = next(line for line in table.splitlines()
+               if line.startswith('| M1 | 80.50'))
+    assert row.count('80.50 ± 0.71 / 70.00 ± 0.00') == 3
+    # M3 has no run of its own: not a base, so no row (it stays a method)
+    assert not any(line.startswith('| M3 | ') for line in table.splitlines())
+    no_variants = markdown_table(
+        {'runs': [r for r in runs if '-' not in r['method']], 'k_folds': 2,
+         'fold_seed': 0}, n_boot=20)
+    assert 'Variants' not in no_variants

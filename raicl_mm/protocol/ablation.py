@@ -557,6 +557,7 @@ def markdown_table(results: Dict[str, Any], reference: str = 'M6',
                      f'{runs[0]["n"]} | {_mean_std([r["uf1"] for r in runs])} | '
                      f'{_mean_std([r["uar"] for r in runs])} | '
                      f'{_mean_std([r["accuracy"] for r in runs])} | {cell} |')
+    lines += variants_table(by)
     att_keys = sorted({k for runs in by.values() for r in runs
                        for k in r.get('attention', {})})
     if att_keys:
@@ -587,6 +588,40 @@ def markdown_table(results: Dict[str, Any], reference: str = 'M6',
                              if v else '')
             lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
+
+
+def variants_table(by: Dict[str, List[Dict[str, Any]]]) -> List[str]:
+    """Methods named ``BASE-VARIANT`` as a grid: a row per BASE, a column per
+    variant (the first column the BASE itself), UF1 / UAR mean ± std.
+
+    E.g. seed 004's robust-MER table (``M1``, ``M1-std10`` ... ``M7-spotted``)
+    or one method's readings. Empty when no name has a base among the methods.
+    """
+    grid: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    variants: List[str] = []
+    for name, runs in by.items():
+        base, sep, variant = name.partition('-')
+        if sep and base in by and variant:
+            grid.setdefault(base, {})[variant] = runs
+            if variant not in variants:
+                variants.append(variant)
+    if not grid:
+        return []
+
+    def cell(runs):
+        if not runs:
+            return ''
+        return (f'{_mean_std([r["uf1"] for r in runs])} / '
+                f'{_mean_std([r["uar"] for r in runs])}')
+
+    lines = ['', 'Variants (UF1 / UAR, mean ± std over seeds; the first column '
+             'is the method itself):', '',
+             '| method | (itself) | ' + ' | '.join(variants) + ' |',
+             '|---|---|' + '---|' * len(variants)]
+    for base, row in grid.items():
+        lines.append(f'| {base} | {cell(by[base])} | ' + ' | '.join(
+            cell(row.get(v)) for v in variants) + ' |')
+    return lines
 
 
 def write_table(results: Dict[str, Any], path: str) -> None:
