@@ -232,3 +232,26 @@ def test_spot_apex_on_a_synthetic_set_reports_the_truth_and_baselines(
     errors = [abs(e['spotted'] - e['true_apex']) for e in by_id.values()]
     assert truth['spotter']['mae_frames'] == pytest.approx(
         sum(errors) / len(errors), abs=1e-4)
+
+
+def test_true_apexes_refuses_a_crafted_manifest(tmp_path):
+    from raicl_mm.datasets.info import _true_apexes
+    out = tmp_path / 'set'
+    out.mkdir()
+    data = dict(synthetic=dict(out=str(out)))
+    assert _true_apexes(data) == {}                     # no manifest: real data
+    (out / 'manifest.json').write_text('{"clips": [')
+    with pytest.raises(ValueError, match='manifest.json: not JSON'):
+        _true_apexes(data)
+    (out / 'manifest.json').write_text('{"clips": {"a": 1}}')
+    with pytest.raises(ValueError, match='no list under "clips"'):
+        _true_apexes(data)
+    (out / 'manifest.json').write_text(
+        '{"clips": [{"subject": "01", "filename": "a", "true_apex": 5},'
+        ' {"filename": "b", "true_apex": 7}]}')
+    with pytest.raises(ValueError, match=r'clips\[1\] needs'):
+        _true_apexes(data)
+    (out / 'manifest.json').write_text(
+        '{"clips": [{"subject": "01", "filename": "a", "true_apex": 5},'
+        ' {"subject": "02", "filename": "b"}]}')
+    assert _true_apexes(data) == {('01', 'a'): 5}

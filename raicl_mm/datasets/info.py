@@ -79,9 +79,24 @@ def _true_apexes(data: Dict) -> Dict:
     if not path or not osp.isfile(path):
         return {}
     with open(path) as f:
-        manifest = json.load(f)
-    return {(str(c['subject']), str(c['filename'])): int(c['true_apex'])
-            for c in manifest.get('clips', []) if 'true_apex' in c}
+        try:
+            manifest = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'{path}: not JSON ({err.msg}, line {err.lineno})'
+                             ) from None
+    clips = manifest.get('clips') if isinstance(manifest, dict) else None
+    if not isinstance(clips, list):
+        raise ValueError(f'{path}: no list under "clips"')
+    out = {}
+    for i, c in enumerate(clips):
+        if not isinstance(c, dict) or 'true_apex' not in c:
+            continue
+        try:
+            out[(str(c['subject']), str(c['filename']))] = int(c['true_apex'])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f'{path}: clips[{i}] needs "subject", "filename" '
+                             'and an integer "true_apex"') from None
+    return out
 
 
 def _mae(errors: List[float], lengths: List[int]) -> Dict:
