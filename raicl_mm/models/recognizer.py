@@ -308,7 +308,8 @@ class RaICLRecognizer(BaseModel):
                                         allow_unused=True)
             sq = sum(float(g.detach().float().pow(2).sum())
                      for g in grads if g is not None)
-            out['grad_' + key[len('loss_'):]] = torch.tensor(sq ** 0.5)
+            out['grad_' + key[len('loss_'):]] = torch.tensor(
+                sq ** 0.5, device=value.device)
         return out
 
     @staticmethod
