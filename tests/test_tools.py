@@ -228,3 +228,14 @@ def test_set_test_mode_sets_every_scoring_pipeline():
             pipeline=[dict(type='FlowNormalize')])))), 'ensemble')
     with pytest.raises(ToolError, match='--mode'):
         set_test_mode(cfg, 'mean')
+
+
+def test_set_test_mode_pads_to_the_samplings_own_default():
+    from mmengine.config import Config
+    from raicl_mm.datasets.sampling import SamplingConfig
+    from raicl_mm.engine.cli import set_test_mode
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        pipeline=[dict(type='SampleInstancePair', test_mode=True)]))))
+    set_test_mode(cfg, 'ensemble')
+    assert cfg.test_dataloader.dataset.pipeline[0]['pad_to'] == \
+        SamplingConfig().num_instances

@@ -6,6 +6,7 @@ spotter is asked for.
 """
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from typing import Dict, List
 
@@ -104,7 +105,7 @@ def _mae(errors: List[float], lengths: List[int]) -> Dict:
         return dict(compared=0, mae_frames=None, mae_fraction=None)
     return dict(compared=len(errors),
                 mae_frames=round(sum(errors) / len(errors), 4),
-                median_frames=float(sorted(errors)[len(errors) // 2]),
+                median_frames=float(statistics.median(errors)),
                 mae_fraction=round(sum(e / n for e, n in zip(errors, lengths))
                                    / len(errors), 4))
 

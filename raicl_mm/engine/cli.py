@@ -130,6 +130,7 @@ def set_test_mode(cfg, mode: str) -> int:
     """
     if mode not in TEST_MODES:
         raise ToolError(f'--mode {mode!r}: expected one of {TEST_MODES}')
+    from raicl_mm.datasets.sampling import SamplingConfig
     ensemble = mode == 'ensemble'
     num = None
     pipelines = []
@@ -137,7 +138,9 @@ def set_test_mode(cfg, mode: str) -> int:
         ds = (cfg.get(loader) or {}).get('dataset') or {}
         if ds.get('pipeline') is not None:
             pipelines.append(ds['pipeline'])
-            num = num or (ds.get('sampling') or {}).get('num_instances')
+            if num is None:
+                # the loader's set size (SamplingConfig's own default if unset)
+                num = SamplingConfig(**(ds.get('sampling') or {})).num_instances
     pipelines += [cfg[k] for k in ('val_pipeline', 'test_pipeline')
                   if cfg.get(k) is not None]
     count = 0
@@ -145,7 +148,7 @@ def set_test_mode(cfg, mode: str) -> int:
         for step in pipeline:
             if step.get('type') == 'SampleInstancePair' and step.get('test_mode'):
                 step['ensemble'] = ensemble
-                step['pad_to'] = int(num or 16) if ensemble else None
+                step['pad_to'] = int(num) if ensemble and num else None
                 count += 1
     if not count:
         raise ToolError(f'--mode {mode}: no SampleInstancePair(test_mode=True) '
