@@ -153,11 +153,18 @@ def holdout_split(records: Sequence, holdout: Mapping) -> Dict[str, List]:
                     where = key
                     used_names.update(hit)
         else:
+            found = {}
             for key in HOLDOUT_SPLITS:
                 hit = [v for v in (spec[key] or []) if _subject_matches(record, v)]
                 if hit:
+                    found[key] = hit
                     where = key
                     used_names.update(hit)
+            if len(found) > 1:
+                named = ' and '.join(f'holdout.{k} ({", ".join(map(repr, v))})'
+                                     for k, v in found.items())
+                raise ValueError(f'holdout: subject {record.fold_subject} is named in '
+                                 f'{named}; a subject belongs to one split')
         out[where].append(record)
     listed = [v for k in HOLDOUT_SPLITS for v in (spec[k] or [])]
     unmatched = [v for v in listed if v not in used_names]
