@@ -194,3 +194,25 @@ def test_metric_without_classes_and_with_bad_label():
     metric.process(None, make_samples(ROWS[:3]))
     with pytest.raises(ValueError, match='outside'):
         metric.evaluate(3)
+
+
+def test_metric_scores_the_teacher_when_the_model_gives_its_scores(tmp_path):
+    import json
+
+    import numpy as np
+
+    from raicl_mm.evaluation.metrics import UF1UARMetric
+    dump = tmp_path / 'p.json'
+    metric = UF1UARMetric(dump_file=str(dump))
+    metric.dataset_meta = dict(classes=['a', 'b'])
+    eye = np.eye(2)
+    # student right on all four, teacher right on the first two only
+    samples = [dict(sample_id=f's{i}', gt_label=g, pred_score=eye[g],
+                    target_pred_score=eye[t])
+               for i, (g, t) in enumerate([(0, 0), (1, 1), (0, 1), (1, 0)])]
+    metric.process(None, samples)
+    out = metric.compute_metrics(metric.results)
+    assert out['UF1'] == 1.0
+    assert out['target/UF1'] == 0.5
+    rows = json.loads(dump.read_text())['predictions']
+    assert [r['target_pred'] for r in rows] == [0, 1, 1, 0]

@@ -512,6 +512,7 @@ def test_gradients_online_only():
 def _losses(model, state, x, ds, seed=7):
     model.load_state_dict(state, strict=False)
     torch.manual_seed(seed)
+    model.reseed_streams(seed)  # the branches' augmentations
     return {k: v.item() for k, v in model.loss(x, ds).items()}
 
 
@@ -1041,12 +1042,14 @@ def test_grad_probe_logs_each_terms_backbone_gradient_and_changes_nothing():
     model.train()
     x, ds = pair_batch(b=4), samples([0, 1, 2, 0])
     torch.manual_seed(1)
+    model.reseed_streams(1)
     first = model.loss(x, ds)
     assert {'grad_cls', 'grad_acl', 'grad_align', 'grad_c'} <= set(first)
     assert all(float(first[k]) > 0 for k in first if k.startswith('grad_'))
     assert not any('loss' in k for k in first if k.startswith('grad_'))
     assert all(p.grad is None for p in model.parameters())
     torch.manual_seed(1)
+    model.reseed_streams(1)
     second = model.loss(x, ds)        # call 2: not a probe iteration
     assert not any(k.startswith('grad_') for k in second)
     # the probe's figure is the gradient of that term alone
@@ -1057,3 +1060,162 @@ def test_grad_probe_logs_each_terms_backbone_gradient_and_changes_nothing():
     assert norm == pytest.approx(float(first['grad_cls']), rel=1e-4)
     with pytest.raises(ValueError, match='grad_probe_interval'):
         build(grad_probe_interval=-1)
+
+
+# ------------------------------------ paired initial weights (benchmark v3)
+def _shared_state(model):
+    return {k: v.clone() for k, v in model.online.state_dict().items()
+            if k.startswith(('backbone.', 'fc.'))}
+
+
+def test_paired_initial_weights_do_not_depend_on_the_heads():
+    """M2 (no IRC, no MRD) and M6 (both) at one seed: bit-identical backbone
+    and FC at step 0, and the same augmentation draws, whatever was built
+    before them or in between."""
+    states, draws = [], []
+    for heads in (dict(cam_head=None, mrd_head=None), {},
+                  dict(mrd_head=dict(TINY_MRD, num_queries=8))):
+        torch.manual_seed(3)
+        torch.randn(7)            # other consumers of the global stream
+        model = build(**heads)
+        torch.randn(11)
+        model.init_weights()
+        states.append(_shared_state(model))
+        model.reseed_streams(5)
+        x = pair_batch(b=4)[:, 0]
+        draws.append(model.augment_online(x))
+    for other in states[1:]:
+        assert other.keys() == states[0].keys()
+        for k in states[0]:
+            assert torch.equal(states[0][k], other[k]), k
+    for d in draws[1:]:
+        assert torch.equal(draws[0], d)
+    # the target branch starts as the online one
+    model = build()
+    model.init_weights()
+    for k, v in model.target_branch.state_dict().items():
+        assert torch.equal(v, model.online.state_dict()[k]), k
+
+
+def test_init_seed_is_a_second_draw_and_the_run_seed_the_default():
+    torch.manual_seed(3)
+    a = build(cam_head=None, mrd_head=None)
+    b = build(cam_head=None, mrd_head=None, init_seed=3)
+    c = build(cam_head=None, mrd_head=None, init_seed=4)
+    for m in (a, b, c):
+        m.init_weights()
+    sa, sb, sc = _shared_state(a), _shared_state(b), _shared_state(c)
+    assert a.init_seed == 3
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa['backbone.conv1.weight'],
+                           sc['backbone.conv1.weight'])
+
+
+def test_epoch_seed_hook_reseeds_the_branch_streams():
+    from types import SimpleNamespace
+
+    from raicl_mm.engine.hooks import EpochSeedHook
+    model = build(cam_head=None, mrd_head=None)
+    x = pair_batch(b=4)[:, 0]
+    runner = SimpleNamespace(seed=2, epoch=3, model=model)
+    EpochSeedHook().before_train_epoch(runner)
+    first = model.augment_online(x)
+    model.augment_online(x)            # the stream moves on
+    EpochSeedHook().before_train_epoch(runner)
+    assert torch.equal(model.augment_online(x), first)
+
+
+# --------------------------------------------------- IRC readings (switches)
+def test_spatial_normalize_is_shape_only():
+    from raicl_mm.models.heads.cam_consistency import spatial_normalize
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(2, 3, 4, 4, generator=g)
+    for mode in ('zscore', 'softmax'):
+        out = spatial_normalize(m, mode)
+        if mode == 'zscore':
+            assert torch.allclose(spatial_normalize(3 * m + 2, mode), out,
+                                  atol=1e-5)
+            assert torch.allclose(out.flatten(2).std(2, unbiased=False),
+                                  torch.ones(2, 3), atol=1e-4)
+        else:
+            assert torch.allclose(spatial_normalize(m + 5, mode), out,
+                                  atol=1e-6)
+            assert torch.allclose(out.flatten(2).sum(2), torch.ones(2, 3))
+    assert spatial_normalize(m, 'none') is m
+    with pytest.raises(ValueError, match='normalize'):
+        spatial_normalize(m, 'bad')
+
+
+def test_raw_acl_is_lowered_by_flattening_but_zscore_is_not():
+    """The defect the readings address: shrinking both maps toward their
+    mean lowers raw Eq. 6; the z-scored reading does not move."""
+    head_raw = MODELS.build(dict(type='CAMConsistencyHead'))
+    head_z = MODELS.build(dict(type='CAMConsistencyHead', normalize='zscore'))
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4,
+                                                          generator=g)
+
+    def flatten(m, k):
+        mean = m.mean(dim=(2, 3), keepdim=True)
+        return mean + k * (m - mean)
+    raw = [float(head_raw.loss(flatten(a, k), flatten(b, k)))
+           for k in (1.0, 0.5, 0.1)]
+    z = [float(head_z.loss(flatten(a, k), flatten(b, k)))
+         for k in (1.0, 0.5, 0.1)]
+    assert raw[0] > raw[1] > raw[2]
+    assert z == pytest.approx([z[0]] * 3, rel=1e-4)
+
+
+def test_fc_grad_detached_keeps_acl_out_of_the_fc():
+    torch.manual_seed(0)
+    grads = {}
+    for fc_grad in (True, False):
+        model = build(mrd_head=None, cls_loss_weight=0,
+                      cam_head=dict(type='CAMConsistencyHead', fc_grad=fc_grad))
+        with torch.no_grad():
+            for p in model.online.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        model.reseed_streams(0)
+        losses = model.loss(pair_batch(), samples([0, 1]))
+        losses['loss_acl'].backward()
+        grads[fc_grad] = (model.online.fc.weight.grad,
+                          model.online.backbone.conv1.weight.grad)
+        assert float(losses['cam_spatial_std']) > 0
+    assert grads[True][0] is not None and grads[True][0].abs().sum() > 0
+    assert grads[False][0] is None or grads[False][0].abs().sum() == 0
+    assert grads[False][1].abs().sum() > 0      # the features still learn
+
+
+def test_online_reference_trains_both_sides_and_bad_options_are_named():
+    torch.manual_seed(0)
+    model = build(mrd_head=None, cls_loss_weight=0,
+                  cam_head=dict(type='CAMConsistencyHead', reference='online',
+                                normalize='softmax'))
+    losses = model.loss(pair_batch(), samples([0, 1]))
+    assert float(losses['loss_acl']) > 0
+    losses['loss_acl'].backward()
+    assert all(p.grad is None for p in model.target_branch.parameters())
+    for kw, match in ((dict(normalize='l1'), 'normalize'),
+                      (dict(reference='ema'), 'reference')):
+        with pytest.raises(ValueError, match=match):
+            MODELS.build(dict(type='CAMConsistencyHead', **kw))
+
+
+def test_predict_scores_the_teacher_beside_the_student():
+    torch.manual_seed(0)
+    model = build()
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.online.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    x = pair_batch(b=3)[:, 0]
+    out = model.predict(x, samples([0, 1, 2]))
+    for ds in out:
+        assert ds.target_pred_score.shape == ds.pred_score.shape
+    tgt = model.instance_scores(x, branch=model.target_branch)[:, 0]
+    assert torch.allclose(torch.stack([d.target_pred_score for d in out]), tgt)
+    assert not torch.allclose(tgt, torch.stack([d.pred_score for d in out]))
+    quiet = build(score_target=False)
+    quiet.eval()
+    assert 'target_pred_score' not in quiet.predict(x, samples([0, 1, 2]))[0]

@@ -72,3 +72,8 @@ class EpochSeedHook(Hook):
         base = runner.seed if getattr(runner, 'seed', None) is not None \
             else self.seed
         set_random_seed(int(base) + runner.epoch)
+        # The model's private streams (the branches' augmentations) too.
+        model = getattr(runner, 'model', None)
+        model = getattr(model, 'module', model)
+        if hasattr(model, 'reseed_streams'):
+            model.reseed_streams(int(base) + runner.epoch)

@@ -259,14 +259,23 @@ class UF1UARMetric(BaseMetric):
                 pred = _to_int(sample['pred_label'], 'pred_label', sample_id)
             else:
                 pred = int(np.argmax(scores))
-            self.results.append({
+            entry = {
                 'sample_id': sample_id,
                 'dataset': str(sample.get('dataset', '')),
                 'subject': str(sample.get('subject', '')),
                 'gt': _to_int(sample['gt_label'], 'gt_label', sample_id),
                 'pred': pred,
                 'scores': [float(s) for s in scores],
-            })
+            }
+            if sample.get('target_pred_score') is not None:
+                # RaICLRecognizer(score_target=True): the EMA teacher's scores.
+                t = sample['target_pred_score']
+                if hasattr(t, 'detach'):
+                    t = t.detach().float().cpu().numpy()
+                t = np.asarray(t, dtype=np.float64).reshape(-1)
+                entry['target_pred'] = int(np.argmax(t))
+                entry['target_scores'] = [float(v) for v in t]
+            self.results.append(entry)
 
     def _classes(self, results: List[dict]) -> List[str]:
         meta = self.dataset_meta or {}
@@ -299,6 +308,13 @@ class UF1UARMetric(BaseMetric):
         metrics.update(uf1_uar(cm))
         logger.info('UF1UARMetric confusion matrix (%d samples):\n%s',
                     len(results), format_confusion(cm, classes))
+        if results and all('target_pred' in r for r in results):
+            # The teacher (EMA target branch) beside the student.
+            t_cm = confusion_matrix([r['gt'] for r in results],
+                                    [r['target_pred'] for r in results],
+                                    num_classes)
+            for key, value in uf1_uar(t_cm).items():
+                metrics[f'target/{key}'] = value
         datasets = sorted({r['dataset'] for r in results})
         if len(datasets) > 1:
             for ds in datasets:

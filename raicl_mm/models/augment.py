@@ -7,7 +7,7 @@ heat maps back (Eq. 6, Eq. 9-10).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -63,18 +63,30 @@ class BranchAugment(nn.Module):
         self.blur_kernel = blur_kernel
         self.flip = flip
         self.flow_aware_flip = flow_aware_flip
+        self.generator: Optional[torch.Generator] = None
+
+    def reseed(self, seed: int) -> None:
+        """Draw from a private CPU stream seeded with ``seed`` from now on.
+
+        The draws are a few numbers per batch, made on the CPU and moved to
+        the input's device, so the stream is the same on CPU and CUDA and
+        independent of every other consumer of torch's global stream (the
+        recognizer seeds one per branch: paired runs see the same draws).
+        """
+        self.generator = torch.Generator().manual_seed(int(seed))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.generator
         if self.jitter > 0:
-            gain = torch.empty(x.shape[0], x.shape[1], 1, 1, device=x.device,
-                               dtype=x.dtype).uniform_(1 - self.jitter,
-                                                       1 + self.jitter)
-            x = x * gain
+            gain = torch.empty(x.shape[0], x.shape[1], 1, 1).uniform_(
+                1 - self.jitter, 1 + self.jitter, generator=g)
+            x = x * gain.to(device=x.device, dtype=x.dtype)
         if self.blur_prob > 0:
-            pick = torch.rand(x.shape[0], device=x.device) < self.blur_prob
+            pick = (torch.rand(x.shape[0], generator=g)
+                    < self.blur_prob).to(x.device)
             if pick.any():
                 lo, hi = self.blur_sigma
-                sigma = float(torch.empty(1).uniform_(lo, hi))
+                sigma = float(torch.empty(1).uniform_(lo, hi, generator=g))
                 blurred = TF.gaussian_blur(x[pick], [self.blur_kernel] * 2,
                                            [sigma, sigma])
                 x = x.clone()

@@ -7,7 +7,9 @@ optimizer step (Eq. 3). The total loss is Eq. 15.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+import contextlib
+import hashlib
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,6 +21,28 @@ from mmengine.model import BaseModel, BaseModule, ExponentialMovingAverage
 from .augment import BranchAugment, flip_back
 from .backbones import build_backbone, last_feature_map
 from .heads.cam_consistency import class_activation_maps
+
+
+def component_seed(base: int, name: str) -> int:
+    """The seed of one component's random stream: a hash of (seed, name).
+
+    Each component (backbone, FC, MRD encoder, each branch's augmentation)
+    draws its initial weights or its random numbers from its own stream, so
+    that two configs at one seed that differ only in their heads start from
+    bit-identical shared weights and see the same augmentations (paired
+    comparisons; the benchmark's v3 design, docs/benchmark.md).
+    """
+    digest = hashlib.sha256(f'{int(base)}:{name}'.encode()).digest()
+    return int.from_bytes(digest[:8], 'little') & ((1 << 63) - 1)
+
+
+@contextlib.contextmanager
+def seeded(base: int, name: str) -> Iterator[None]:
+    """Run the block with torch's CPU stream seeded by (base, name), then
+    give the global stream back untouched (``torch.random.fork_rng``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(component_seed(base, name))
+        yield
 
 
 class Branch(BaseModule):
@@ -82,6 +106,20 @@ class RaICLRecognizer(BaseModel):
             certain horizontal flip) makes the model flip the target's CAMs
             and heat maps back before comparing them.
         data_preprocessor: Defaults to ``InstanceDataPreprocessor``.
+        init_seed: Base of the per-component streams (see
+            :func:`component_seed`): each of backbone, FC, MRD encoder and
+            the two branches' augmentations draws from its own stream seeded
+            by (init_seed, its name). None (default) = the run's seed
+            (``torch.initial_seed()`` when the model is built, which
+            mmengine's ``randomness.seed`` sets first), so that two configs
+            at one seed share every common component's initial weights and
+            augmentations. Set it apart from the seed for a second
+            initial-weight draw with the same data (the benchmark's noise
+            floor).
+        score_target: In ``predict``, also score the target branch E_xi on
+            the same views and put its scores in each sample's
+            ``target_pred_score`` (``UF1UARMetric`` reports them as
+            ``target/UF1`` ...): whether the teacher has learned.
         grad_probe_interval: Every this many training iterations, log the
             norm of each loss term's gradient at the backbone's parameters
             (``grad_cls``, ``grad_acl``, ``grad_align``, ``grad_c``): which
@@ -103,6 +141,8 @@ class RaICLRecognizer(BaseModel):
                  augment_target: Optional[dict] = None,
                  grad_probe_interval: int = 0,
                  data_preprocessor: Optional[dict] = None,
+                 init_seed: Optional[int] = None,
+                 score_target: bool = True,
                  init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
             data_preprocessor = dict(type='InstanceDataPreprocessor')
@@ -114,19 +154,30 @@ class RaICLRecognizer(BaseModel):
         self.cls_loss_weight = cls_loss_weight
         self.tau = tau
         self.symmetric = symmetric
-        backbone_module = build_backbone(backbone)
-        # Refused here, not at the first forward, when it ends in no map.
-        feats = last_feature_map(backbone_module, backbone)
+        self.score_target = bool(score_target)
+        # Paired initial weights: every component from its own seeded stream
+        # (component_seed), never from the order in which heads are built.
+        self.init_seed = int(torch.initial_seed() if init_seed is None
+                             else init_seed) & ((1 << 63) - 1)
+        with seeded(self.init_seed, 'backbone'):
+            backbone_module = build_backbone(backbone)
+            # Refused here, not at the first forward, when it ends in no map.
+            feats = last_feature_map(backbone_module, backbone)
         if in_channels is None:
             in_channels = int(feats.shape[1])
         self.cam_head = MODELS.build(cam_head) if cam_head else None
-        self.mrd_head = MODELS.build(mrd_head) if mrd_head else None
-        region = (self.mrd_head.build_encoder(in_channels)
-                  if self.mrd_head is not None else None)
-        self.online = Branch(backbone_module, in_channels, num_classes, region)
+        with seeded(self.init_seed, 'mrd_head'):
+            self.mrd_head = MODELS.build(mrd_head) if mrd_head else None
+        with seeded(self.init_seed, 'region'):
+            region = (self.mrd_head.build_encoder(in_channels)
+                      if self.mrd_head is not None else None)
+        with seeded(self.init_seed, 'fc'):
+            self.online = Branch(backbone_module, in_channels, num_classes,
+                                 region)
         self.augment_online = BranchAugment(**(augment_online or {}))
         self.augment_target = BranchAugment(
             **(augment_target or dict(flip=True)))
+        self.reseed_streams(self.init_seed)
         # Target E_xi: mmengine's EMA container. Its ``momentum`` is the
         # weight of the NEW value, so Eq. 3's tau is momentum = 1 - tau.
         # mmengine asserts 0 < momentum < 1; Eq. 3 allows tau in [0, 1]
@@ -145,10 +196,37 @@ class RaICLRecognizer(BaseModel):
         self._loss_calls = 0
 
     # ------------------------------------------------------------------ API
+    def components(self) -> List[Tuple[str, Optional[nn.Module]]]:
+        """The online branch's parts that own initial weights, by name."""
+        return [('backbone', self.online.backbone), ('fc', self.online.fc),
+                ('region', self.online.region), ('mrd_head', self.mrd_head)]
+
     def init_weights(self) -> None:
-        """Initialise the online branch, then start the target as its copy."""
-        super().init_weights()
+        """Initialise the online branch, then start the target as its copy.
+
+        Each component's ``init_weights`` draws from its own stream
+        (:func:`seeded`), so a component's initial weights do not depend on
+        which other heads exist. An ``init_cfg`` of the whole model (e.g. a
+        pretrained checkpoint) is applied by mmengine as usual.
+        """
+        if self.init_cfg:
+            super().init_weights()
+        else:
+            for name, module in self.components():
+                if module is not None and hasattr(module, 'init_weights'):
+                    with seeded(self.init_seed, name):
+                        module.init_weights()
+            self._is_init = True
         self.sync_target()
+
+    def reseed_streams(self, seed: int) -> None:
+        """Seed the two branches' augmentation streams from (seed, branch).
+
+        Called at construction and by ``EpochSeedHook`` at every epoch (so a
+        resumed run draws what an uninterrupted one would).
+        """
+        self.augment_online.reseed(component_seed(seed, 'augment_online'))
+        self.augment_target.reseed(component_seed(seed, 'augment_target'))
 
     @torch.no_grad()
     def sync_target(self) -> None:
@@ -198,16 +276,24 @@ class RaICLRecognizer(BaseModel):
         for ds, s in zip(data_samples, scores):
             ds.set_pred_score(s.detach())
             ds.set_pred_label(s.argmax(dim=-1, keepdim=True).detach())
+        if self.score_target:
+            # The teacher E_xi on the same views: has it learned?
+            t_scores = self.instance_scores(
+                inputs, branch=self.target_branch).nanmean(dim=1)
+            for ds, s in zip(data_samples, t_scores):
+                ds.set_field(s.detach(), 'target_pred_score')
         return data_samples
 
-    def instance_scores(self, inputs: torch.Tensor) -> torch.Tensor:
+    def instance_scores(self, inputs: torch.Tensor,
+                        branch: Optional[Branch] = None) -> torch.Tensor:
         """Softmax of the online branch per view, (B, V, L).
 
         ``inputs`` is (B, 3, H, W) or (B, V, 3, H, W). All-NaN views (the
         padding of ``SampleInstancePair(pad_to=...)``) are not run and get
         NaN scores; the ensemble prediction is the mean over the other views,
         ``s = 1/|V| sum_v softmax(W f'_v)`` (multi-instance ensemble
-        inference, the paper's future work).
+        inference, the paper's future work). ``branch``: the online branch
+        (default) or the target branch.
         """
         x = inputs[:, None] if inputs.dim() == 4 else inputs
         b, v = x.shape[:2]
@@ -218,7 +304,8 @@ class RaICLRecognizer(BaseModel):
                              '(all NaN)')
         out = torch.full((b * v, self.num_classes), float('nan'),
                          device=flat.device)
-        logits = self.online(flat[valid], with_region=False)['logits']
+        branch = self.online if branch is None else branch
+        logits = branch(flat[valid], with_region=False)['logits']
         out[valid] = logits.softmax(dim=-1).to(out.dtype)
         return out.view(b, v, -1)
 
@@ -261,12 +348,23 @@ class RaICLRecognizer(BaseModel):
             unflip = (flip_back if self.augment_target.flip
                       else (lambda t: t))
         if self.cam_head is not None and self.cam_head.loss_weight:
-            cam_on = class_activation_maps(on['feats'],
-                                           self.online.fc.weight)
-            cam_tg = unflip(class_activation_maps(
-                tg['feats'], self.target_branch.fc.weight))
-            losses['loss_acl'] = self.cam_head.loss_weight * \
-                self.cam_head.loss(cam_on, cam_tg)                 # Eq. 6
+            head = self.cam_head
+            cam_on = head.online_cams(on['feats'], self.online.fc.weight)
+            if head.reference == 'online':
+                # Guo et al. 2019: the current network on the flipped view.
+                cam_tg = unflip(head.online_cams(
+                    self.online.forward_features(target_in),
+                    self.online.fc.weight))
+            else:
+                cam_tg = unflip(class_activation_maps(             # Eq. 5
+                    tg['feats'], self.target_branch.fc.weight))
+            losses['loss_acl'] = head.loss_weight * head.loss(    # Eq. 6
+                cam_on, cam_tg)
+        if self.cam_head is not None:
+            # How far the online CAMs are from flat (IRC can flatten them).
+            losses['cam_spatial_std'] = self.cam_head.spatial_std(
+                class_activation_maps(on['feats'].detach(),
+                                      self.online.fc.weight.detach()))
         if self.mrd_head is not None and self.mrd_head.loss_weight:
             r_on, r_tg = on['region'], tg['region']
             mrd = self.mrd_head
