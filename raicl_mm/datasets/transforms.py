@@ -5,14 +5,152 @@ certain flip) run on the device inside the recognizer
 (:mod:`raicl_mm.models.augment`); the pipeline only picks instances, normalises
 them and formats them for ``PackActionInputs``. :class:`FlowFlip` is the same
 flow-aware mirror for pipelines that want it on the CPU (e.g. test-time flip).
+
+:class:`ClipInstances` heads the test pipeline so that mmaction2's own
+inference API (``inference_recognizer``, ``ActionRecogInferencer``,
+``MMAction2Inferencer``) can start from a video or a frame folder: when the
+dataset already gave ``instances`` it does nothing, otherwise it decodes the
+clip and computes the onset->frame instances exactly as
+:class:`raicl_mm.apis.RaICLInferencer` does.
 """
 from __future__ import annotations
 
-from typing import Optional
+import os
+import os.path as osp
+from types import SimpleNamespace
+from typing import Dict, List, Optional
 
 import numpy as np
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
+
+
+def _settings(value) -> dict:
+    if value is None:
+        return {}
+    if hasattr(value, 'to_dict'):
+        value = value.to_dict()
+    return {k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in dict(value).items()}
+
+
+@TRANSFORMS.register_module()
+class ClipInstances(BaseTransform):
+    """A raw clip -> its MIR instance set, when the sample has none yet.
+
+    The datasets give every sample its ``instances`` (from the flow cache) and
+    this step passes them through. mmaction2's inference API gives a path or
+    frames instead; then this step decodes the clip (the first frame is the
+    onset, the last the offset), aligns the face on the onset, picks the MIR
+    positions and computes the ``[u, v, strain]`` instances, with the steps
+    and settings of :class:`raicl_mm.apis.RaICLInferencer` (its code, not a
+    copy), so both give the same scores. What it reads, first found wins:
+
+    * ``filename`` (``inference_recognizer(model, path)``,
+      ``ActionRecogInferencer(input_format='video')``): a video file or a
+      folder of frames;
+    * ``frame_dir`` (``input_format='rawframes'``): a folder of frames;
+    * ``array`` (``input_format='array'``) or ``imgs``: ``(T, H, W, 3)`` RGB
+      frames (mmaction2's decoders give RGB) or ``(T, H, W)`` grey;
+    * ``video_reader`` (decord, after ``DecordInit``): every frame.
+
+    The name holds neither ``Init`` nor ``Decode``, which mmaction2's
+    inferencer would replace.
+
+    Args:
+        flow_cfg: ``flow_cfg`` of the test dataset (a dict of
+            :class:`raicl_mm.flow.FlowConfig`; None = its defaults). Must
+            match the dataset's, which :func:`inference_settings_mismatch`
+            checks.
+        sampling: ``sampling`` of the test dataset (a dict of
+            :class:`raicl_mm.datasets.sampling.SamplingConfig`).
+        fps: Frame rate of a frame folder or array (a video's own is used);
+            needed only with ``sampling.target_fps``.
+    """
+
+    def __init__(self, flow_cfg: Optional[dict] = None,
+                 sampling: Optional[dict] = None,
+                 fps: Optional[float] = None):
+        from raicl_mm.datasets.sampling import SamplingConfig
+        from raicl_mm.flow import FlowConfig
+        self.flow_cfg = FlowConfig(**_settings(flow_cfg))
+        self.sampling = SamplingConfig(**_settings(sampling))
+        self.fps = fps
+
+    @staticmethod
+    def _source(results: dict):
+        name = results.get('filename')
+        if isinstance(name, (str, os.PathLike)) and osp.exists(name):
+            return os.fspath(name), False
+        folder = results.get('frame_dir')
+        if isinstance(folder, (str, os.PathLike)) and osp.isdir(folder):
+            return os.fspath(folder), False
+        for key in ('array', 'imgs'):
+            if results.get(key) is not None:
+                return np.asarray(results[key]), True
+        reader = results.get('video_reader')
+        if reader is not None:
+            frames = reader.get_batch(list(range(len(reader)))).asnumpy()
+            return np.asarray(frames), True
+        raise KeyError(
+            "ClipInstances: the sample has no 'instances' and nothing to "
+            "compute them from (one of 'filename', 'frame_dir', 'array', "
+            f"'imgs', 'video_reader'); its keys: {sorted(results)}")
+
+    def transform(self, results: dict) -> dict:
+        if results.get('instances') is not None:
+            return results
+        from raicl_mm.apis.inference import RaICLInferencer, read_clip
+        source, rgb = self._source(results)
+        if rgb and source.ndim == 4 and source.shape[-1] == 3:
+            source = np.ascontiguousarray(source[..., ::-1])  # RGB -> BGR
+        clip = read_clip(source, fps=self.fps)
+        steps = SimpleNamespace(flow_cfg=self.flow_cfg,
+                                sampling=self.sampling)
+        positions, inst = RaICLInferencer._instances(steps, clip)[3:5]
+        results['instances'] = inst
+        results['frame_numbers'] = [int(clip.frame_numbers[p])
+                                    for p in positions]
+        results.setdefault('sample_id', clip.name)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(flow_cfg={self.flow_cfg}, '
+                f'sampling={self.sampling}, fps={self.fps})')
+
+
+def inference_settings_mismatch(cfg) -> List[str]:
+    """Where the test pipelines' :class:`ClipInstances` settings differ from
+    the test dataset's ``flow_cfg`` / ``sampling`` (then mmaction2's inference
+    API would compute other instances than the model was scored on).
+
+    Returns:
+        One line per difference (empty: consistent, or no such step).
+    """
+    from raicl_mm.datasets.sampling import SamplingConfig
+    from raicl_mm.flow import FlowConfig
+    ds = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    want: Dict[str, object] = dict(
+        flow_cfg=FlowConfig(**_settings(ds.get('flow_cfg'))),
+        sampling=SamplingConfig(**_settings(ds.get('sampling'))))
+    out = []
+    for where, pipeline in (('test_pipeline', cfg.get('test_pipeline')),
+                            ('test_dataloader.dataset.pipeline',
+                             ds.get('pipeline'))):
+        for step in pipeline or []:
+            if str(step.get('type', '')).split('.')[-1] != 'ClipInstances':
+                continue
+            got = dict(flow_cfg=FlowConfig(**_settings(step.get('flow_cfg'))),
+                       sampling=SamplingConfig(
+                           **_settings(step.get('sampling'))))
+            for key in ('flow_cfg', 'sampling'):
+                a, b = vars(got[key]), vars(want[key])
+                diff = [f'{k}={a[k]!r} (dataset: {b[k]!r})' for k in a
+                        if a[k] != b[k] and k != 'device']
+                if diff:
+                    out.append(f'{where} ClipInstances {key}: ' +
+                               ', '.join(diff))
+    return out
 
 
 @TRANSFORMS.register_module()
@@ -53,6 +191,12 @@ class SampleInstancePair(BaseTransform):
         self.pad_to = None if pad_to is None else int(pad_to)
 
     def transform(self, results: dict) -> dict:
+        if results.get('instances') is None:
+            raise KeyError(
+                f"SampleInstancePair: sample {results.get('sample_id', '?')} "
+                "has no 'instances'; put ClipInstances first in the pipeline "
+                "to compute them from a video or a frame folder (mmaction2's "
+                'inference_recognizer and inferencers)')
         inst = results['instances']
         n = inst.shape[0]
         if n == 0:

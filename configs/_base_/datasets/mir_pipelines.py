@@ -12,7 +12,12 @@ train_pipeline = [
     dict(type='FormatInstances'),
     dict(type='PackActionInputs', meta_keys=__meta_keys)
 ]
+# ClipInstances passes the dataset's instances through; given a video or a
+# frame folder (mmaction2's inference_recognizer and inferencers) it computes
+# them with these settings, which must be the test dataset's flow_cfg and
+# sampling (here cde.py's defaults; a config that changes them overrides both).
 test_pipeline = [
+    dict(type='ClipInstances', flow_cfg=None, sampling=None),
     dict(type='SampleInstancePair', test_mode=True),
     dict(type='FlowNormalize', mode=__normalize),
     dict(type='FormatInstances'),
