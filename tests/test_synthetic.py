@@ -367,7 +367,7 @@ def test_the_casme2_parser_reads_the_set(small_set):
 # --------------------------------------------------------------------------
 from raicl_mm.synthetic.generator import (DISTRACTOR_REGIONS,  # noqa: E402
                                          PRIMARY_REGION, SECONDARY_REGIONS,
-                                         clip_field)
+                                         clip_field, motion_mask)
 from raicl_mm.synthetic.presets import (BENCHMARK, PRESETS,  # noqa: E402
                                        build_config, preset_config)
 from raicl_mm.synthetic.properties import measure_properties  # noqa: E402
@@ -537,3 +537,66 @@ def test_properties_are_measured_from_the_truth(quick_set):
 def test_bad_benchmark_option_is_named(kwargs, name):
     with pytest.raises(ValueError, match=f'SyntheticConfig.{name} '):
         replace_cfg(preset_config('quick'), **kwargs).validate()
+
+
+def test_benchmark_v3_configs_use_the_preset_and_v2_is_unchanged():
+    from mmengine.config import Config
+
+    from raicl_mm.synthetic.presets import BENCHMARK_V3
+    cfg = Config.fromfile(str(REPO / 'configs' / 'benchmark_v3' / 'm6_ours.py'))
+    spec = dict(cfg.train_dataloader.dataset.synthetic)
+    assert spec.pop('out') == 'data/synthetic_benchmark_v3'
+    assert build_config(spec) == preset_config('benchmark_v3')
+    assert cfg.model.tau == 0.9 and cfg.train_cfg.max_epochs == 16
+    # v3 = v2 plus the weak region; only the secondary's strength and timing
+    # and the design change.
+    changed = {k for k in set(BENCHMARK) | set(BENCHMARK_V3)
+               if BENCHMARK.get(k) != BENCHMARK_V3.get(k)}
+    assert changed == {'design', 'secondary_ratio', 'secondary_lag',
+                       'weak_ratio', 'weak_lag'}
+    for name in ('m1_apexstar_cls', 'm2_mir_cls', 'm4_mir_mrd', 'm5_mir_irc',
+                 'control_shuffled'):
+        other = Config.fromfile(str(REPO / 'configs' / 'benchmark_v3' /
+                                    f'{name}.py'))
+        s = dict(other.train_dataloader.dataset.synthetic)
+        s.pop('out'), s.pop('shuffle_labels', None)
+        assert build_config(s) == preset_config('benchmark_v3'), name
+
+
+def test_strong_weak_design_two_informative_regions_of_different_strength():
+    from raicl_mm.synthetic.generator import WEAK_REGIONS
+    cfg = preset_config('benchmark_v3')
+    faces, clips = plan(cfg)
+    assert len(set(WEAK_REGIONS.values()) | set(SECONDARY_REGIONS.values())
+               | {PRIMARY_REGION}) == 7
+    for c in clips:
+        assert c['regions']['primary'] == PRIMARY_REGION
+        assert c['regions']['secondary'] == SECONDARY_REGIONS[c['emotion']]
+        assert c['regions']['weak'] == WEAK_REGIONS[c['emotion']]
+        assert c['weak_px'] <= 0.5 * c['secondary_px'] < c['amplitude_px']
+        assert len(c['intensity']['weak']) == c['num_frames']
+    # the weak region peaks elsewhere in time than the strong one in most
+    # clips, so a clip holds instances of both kinds
+    apart = np.mean([c['weak_apex'] != c['secondary_apex'] for c in clips])
+    assert apart > 0.7
+    with pytest.raises(ValueError, match='weak_ratio'):
+        build_config({'preset': 'benchmark_v3', 'weak_ratio': (0.3, 0.6)})
+    # the v2 plan is what it was: no weak region drawn
+    _, v2 = plan(preset_config('benchmark'))
+    assert all('weak' not in c['regions'] for c in v2)
+
+
+def test_strong_weak_masks_and_fields(tmp_path):
+    from raicl_mm.synthetic.generator import WEAK_REGIONS
+    cfg = preset_config('quick', design='strong_weak',
+                        secondary_ratio=(0.5, 0.7), weak_ratio=(0.3, 0.5),
+                        num_subjects=2, clips_per_subject=3)
+    manifest = generate(str(tmp_path / 's'), cfg, workers=1)
+    assert manifest['design']['weak_regions'] == WEAK_REGIONS
+    for c in manifest['clips']:
+        assert (tmp_path / 's' / c['mask_weak']).is_file()
+        weak = motion_mask(manifest_face(manifest, c, cfg), c['regions']['weak'],
+                           cfg.size, cfg.mask_threshold, cfg.supersample) > 0
+        prim = motion_mask(manifest_face(manifest, c, cfg), PRIMARY_REGION,
+                           cfg.size, cfg.mask_threshold, cfg.supersample) > 0
+        assert weak.any() and (weak & prim).mean() < 0.5 * weak.mean()

@@ -8,6 +8,12 @@ secondary region, ``raicl_mm.synthetic``):
   the CAM (Eq. 5, of the true class, on the test instance, the middle one)
   mass inside the region divided by the region's area fraction: 1 = chance
   (a uniform map), above 1 = the model looks there.
+* ``cam_weak_ratio`` -- the same for the weak class-specific region of
+  benchmark v3 (``strong_weak``): does the model look at the weaker of the
+  two informative regions, or neglect it (near 1, chance)?
+* ``cam_spatial_std`` -- the raw (unnormalised) true-class CAM's std over
+  space on the test instance: IRC's raw-map loss can be lowered by
+  flattening the map, which this shows.
 * ``cam_instance_corr`` -- IRC's claim: the mean pairwise Pearson correlation
   of the true-class CAMs of all instances of one clip (1 = the same map on
   every instance).
@@ -35,7 +41,8 @@ import torch
 import torch.nn.functional as F
 
 KEYS = ('cam_true_ratio', 'cam_primary_ratio', 'cam_secondary_ratio',
-        'cam_instance_corr', 'mrd_secondary_best', 'mrd_secondary_cover')
+        'cam_weak_ratio', 'cam_spatial_std', 'cam_instance_corr',
+        'mrd_secondary_best', 'mrd_secondary_cover', 'mrd_weak_best')
 
 
 def last_checkpoint(work_dir: str) -> str:
@@ -86,8 +93,8 @@ def clip_measures(model, instances: np.ndarray, label: int,
         model: A ``RaICLRecognizer`` in eval mode.
         instances: ``(V, 3, H, W)`` normalised instances, sorted in time.
         label: The true class index.
-        masks: ``primary``, ``secondary`` and ``true`` (their union) boolean
-            masks at the instances' size (None when unknown).
+        masks: ``primary``, ``secondary``, ``weak`` and ``true`` (their
+            union) boolean masks at the instances' size (None when unknown).
     """
     from raicl_mm.visualization.cam import cam_maps
     x = torch.as_tensor(np.ascontiguousarray(instances), dtype=torch.float32)
@@ -97,8 +104,12 @@ def clip_measures(model, instances: np.ndarray, label: int,
         'cam_true_ratio': _ratio(mid, masks.get('true')),
         'cam_primary_ratio': _ratio(mid, masks.get('primary')),
         'cam_secondary_ratio': _ratio(mid, masks.get('secondary')),
+        'cam_weak_ratio': _ratio(mid, masks.get('weak')),
         'cam_instance_corr': _mean_pairwise_corr(cams),
     }
+    with torch.no_grad():
+        raw = model.cam(x[len(x) // 2:len(x) // 2 + 1])[0, int(label)]
+    out['cam_spatial_std'] = float(raw.std(unbiased=False))
     region = getattr(model.online, 'region', None)
     sec, true = masks.get('secondary'), masks.get('true')
     if region is not None and sec is not None and sec.any():
@@ -113,6 +124,10 @@ def clip_measures(model, instances: np.ndarray, label: int,
         inside = np.array([p[true].sum() / max(p.sum(), 1e-12) for p in probs])
         owner = probs.argmax(0)[sec]
         out['mrd_secondary_cover'] = float(np.mean(inside[owner] >= 0.5))
+        weak = masks.get('weak')
+        if weak is not None and weak.any():
+            w = [r for r in (_ratio(p, weak) for p in probs) if r is not None]
+            out['mrd_weak_best'] = max(w) if w else None
     return out
 
 
@@ -128,8 +143,8 @@ def measure_fold(config: str, cfg_options: Sequence[str], fold: Sequence[str],
     from mmengine.runner import load_checkpoint
 
     import raicl_mm  # noqa: F401  (registers the modules)
-    from .ablation import _load_cfg
-    cfg = _load_cfg(config, cfg_options)
+    from .configs import load_cfg
+    cfg = load_cfg(config, cfg_options)
     ds_cfg = dict(cfg['test_dataloader']['dataset'])
     spec = ds_cfg.get('synthetic')
     if not spec:
@@ -160,7 +175,8 @@ def measure_fold(config: str, cfg_options: Sequence[str], fold: Sequence[str],
         size = inst.shape[1:3]
         masks = {'true': _read_mask(root, clip.get('mask'), size),
                  'primary': _read_mask(root, clip.get('mask_primary'), size),
-                 'secondary': _read_mask(root, clip.get('mask_secondary'), size)}
+                 'secondary': _read_mask(root, clip.get('mask_secondary'), size),
+                 'weak': _read_mask(root, clip.get('mask_weak'), size)}
         label = int(info['label'])
         m = clip_measures(model, inst.transpose(0, 3, 1, 2), label, masks)
         for k, v in m.items():

@@ -84,7 +84,7 @@ SYNTHETIC_CLASSES: Dict[str, Dict[str, str]] = {
 }
 
 #: Class designs of :class:`SyntheticConfig`.
-DESIGNS = ('distinct', 'shared_primary')
+DESIGNS = ('distinct', 'shared_primary', 'strong_weak')
 #: ``shared_primary``: the region every class moves, at full amplitude. The
 #: most salient motion is the same for all classes, so attending to it alone
 #: cannot tell them apart (the premise of MRD, paper Sec. 3.3).
@@ -95,9 +95,21 @@ SECONDARY_REGIONS: Dict[str, str] = {
     'happiness': 'lip_corner_puller',  # AU12: positive
     'surprise': 'frontalis',           # AU1+2, upper forehead: surprise
 }
+#: ``strong_weak`` (benchmark v3): every class has two informative regions,
+#: the strong one (:data:`SECONDARY_REGIONS`, at ``secondary_ratio`` of the
+#: shared primary) and a weak one at ``weak_ratio`` (at most half) of the
+#: strong one, each with its own timing; the shared, uninformative primary
+#: moves at full amplitude. The paper's Fig. 5 situation: several informative
+#: regions of different strength, the weak ones easy to neglect.
+WEAK_REGIONS: Dict[str, str] = {
+    'disgust': 'upper_lip_raiser',     # AU10
+    'happiness': 'cheek_raiser',       # AU6
+    'surprise': 'upper_lid_raiser',    # AU5
+}
 #: Class-independent motions that some clips of every class carry.
 DISTRACTOR_REGIONS = ('dimpler', 'chin_raiser')  # AU14, AU17
-REGIONS = (PRIMARY_REGION, *SECONDARY_REGIONS.values(), *DISTRACTOR_REGIONS)
+REGIONS = (PRIMARY_REGION, *SECONDARY_REGIONS.values(), *WEAK_REGIONS.values(),
+           *DISTRACTOR_REGIONS)
 
 
 # --------------------------------------------------------------------------
@@ -138,9 +150,12 @@ class SyntheticConfig:
         classes: Emotions to generate, a subset of :data:`SYNTHETIC_CLASSES`.
         seed: Seed of everything.
         design: ``'distinct'`` (the demo: each class moves its own region)
-            or ``'shared_primary'`` (the benchmark: every class moves one
+            or ``'shared_primary'`` (benchmark v2: every class moves one
             shared primary region, :data:`PRIMARY_REGION`, and a weaker
-            class-specific secondary region, :data:`SECONDARY_REGIONS`).
+            class-specific secondary region, :data:`SECONDARY_REGIONS`) or
+            ``'strong_weak'`` (benchmark v3: ``shared_primary`` plus a weak
+            class-specific region, :data:`WEAK_REGIONS`, at ``weak_ratio`` of
+            the secondary's peak, with its own timing).
         class_weights: Fraction of clips of each class (same order as
             ``classes``); the set holds exactly the rounded counts
             (largest remainder), shuffled over all subjects. None = the
@@ -156,6 +171,10 @@ class SyntheticConfig:
             fraction of the primary's (``shared_primary`` only).
         secondary_lag: ``(low, high)`` shift of the secondary region's apex
             from the primary's, as a fraction of the clip length.
+        weak_ratio: ``(low, high)`` peak of the weak region as a fraction of
+            the secondary's (``strong_weak`` only; at most 0.5).
+        weak_lag: ``(low, high)`` shift of the weak region's apex from the
+            primary's, as a fraction of the clip length (``strong_weak``).
         apex_error_std: Std of the apex annotation error, as a fraction of
             the clip length: the sheet's ApexFrame is the true apex of the
             primary region plus this Gaussian error (the manifest keeps the
@@ -202,6 +221,8 @@ class SyntheticConfig:
     subject_amplitude_std: float = 0.0
     secondary_ratio: Tuple[float, float] = (0.3, 0.6)
     secondary_lag: Tuple[float, float] = (0.0, 0.0)
+    weak_ratio: Tuple[float, float] = (0.3, 0.5)
+    weak_lag: Tuple[float, float] = (0.0, 0.0)
     apex_error_std: float = 0.0
     distractor_prob: float = 0.0
     distractor_ratio: Tuple[float, float] = (0.3, 0.6)
@@ -301,10 +322,17 @@ class SyntheticConfig:
             lo, hi = pair('jpeg_quality_range')
             if lo < 1 or hi > 100:
                 bad('jpeg_quality_range', 'must lie within [1, 100]')
-        if self.design == 'shared_primary':
+        if self.design in ('shared_primary', 'strong_weak'):
             missing = [c for c in self.classes if c not in SECONDARY_REGIONS]
             if missing:
                 bad('classes', f'{missing} have no secondary region')
+        lo, hi = pair('weak_ratio')
+        if not 0.0 < lo <= hi <= 0.5:
+            bad('weak_ratio', 'must satisfy 0 < low <= high <= 0.5 (the weak '
+                'region at most half the strong one)')
+        lo, hi = pair('weak_lag')
+        if not -1.0 <= lo <= hi <= 1.0:
+            bad('weak_lag', 'must lie within [-1, 1]')
         return self
 
     def to_json(self) -> Dict[str, Any]:
@@ -665,6 +693,17 @@ def _au_bumps(face: SubjectFace, emotion: str
         for side in (-1.0, 1.0):
             bumps.append((f.cx + side * f.a * 0.3, f.brow_y - f.b * 0.2,
                           f.a * 0.2, f.b * 0.07, 0.0, -1.0))
+    elif emotion == 'upper_lid_raiser':  # AU5: upper eyelids up
+        for ex, _ in f.eye_centers():
+            bumps.append((ex, f.eye_y - f.eye_ry * 1.2, f.brow_half * 0.45,
+                          f.b * 0.05, 0.0, -1.0))
+    elif emotion == 'cheek_raiser':  # AU6: cheeks up toward the eyes
+        for ex, _ in f.eye_centers():
+            bumps.append((ex, f.eye_y + f.b * 0.2, f.brow_half * 0.5,
+                          f.b * 0.07, 0.0, -1.0))
+    elif emotion == 'upper_lip_raiser':  # AU10: upper lip up
+        bumps.append((f.cx, f.mouth_y - f.b * 0.06, f.mouth_hw * 0.6,
+                      f.b * 0.05, 0.0, -1.0))
     elif emotion == 'dimpler':  # AU14: beside the lip corners, inward
         for side in (-1.0, 1.0):
             bumps.append((f.cx + side * f.mouth_hw * 1.3, f.mouth_y + f.b * 0.02,
@@ -832,10 +871,12 @@ def plan(cfg: SyntheticConfig) -> Tuple[List[SubjectFace], List[Dict[str, Any]]]
             clip['noise_seed'] = int(rng.integers(0, 2**31 - 1))
             clip['frames_dir'] = f'{FRAMES_DIR}/sub{clip["subject"]}/{clip["filename"]}'
             clip['mask'] = f'{MASKS_DIR}/sub{clip["subject"]}/{clip["filename"]}.png'
-            if cfg.design == 'shared_primary':
+            if cfg.design != 'distinct':
                 stem = f'{MASKS_DIR}/sub{clip["subject"]}/{clip["filename"]}'
                 clip['mask_primary'] = f'{stem}_primary.png'
                 clip['mask_secondary'] = f'{stem}_secondary.png'
+            if cfg.design == 'strong_weak':
+                clip['mask_weak'] = f'{stem}_weak.png'
             clips.append(clip)
     if cfg.shuffle_labels is not None:
         order = np.random.default_rng([cfg.seed, 8, int(cfg.shuffle_labels)]
@@ -899,7 +940,7 @@ def _plan_benchmark(cfg: SyntheticConfig, clip: Dict[str, Any], apex_idx: int,
     length = clip['num_frames']
     onset = clip['onset']
     clip['true_apex'] = onset + apex_idx
-    if cfg.design == 'shared_primary' or cfg.amplitude_dist != 'uniform' \
+    if cfg.design != 'distinct' or cfg.amplitude_dist != 'uniform' \
             or sub_gain != 1.0:
         amp = _draw_amplitude(cfg, rng) * sub_gain
         clip['amplitude_px'] = float(np.clip(amp, *cfg.amplitude))
@@ -908,9 +949,9 @@ def _plan_benchmark(cfg: SyntheticConfig, clip: Dict[str, Any], apex_idx: int,
         err = rng.normal(0.0, cfg.apex_error_std * length)
         clip['apex'] = onset + _shifted_apex(length, apex_idx, err / max(length - 1, 1))
     intensity = {'primary': temporal_profile(length, apex_idx)}
-    clip['regions'] = {'primary': (PRIMARY_REGION if cfg.design == 'shared_primary'
+    clip['regions'] = {'primary': (PRIMARY_REGION if cfg.design != 'distinct'
                                    else clip['emotion'])}
-    if cfg.design == 'shared_primary':
+    if cfg.design != 'distinct':
         ratio = float(rng.uniform(*cfg.secondary_ratio))
         sec_apex = _shifted_apex(length, apex_idx,
                                  float(rng.uniform(*cfg.secondary_lag)))
@@ -918,6 +959,14 @@ def _plan_benchmark(cfg: SyntheticConfig, clip: Dict[str, Any], apex_idx: int,
         clip['regions']['secondary'] = SECONDARY_REGIONS[clip['emotion']]
         clip['secondary_px'] = clip['amplitude_px'] * ratio
         clip['secondary_apex'] = onset + sec_apex
+    if cfg.design == 'strong_weak':
+        weak_apex = _shifted_apex(length, apex_idx,
+                                  float(rng.uniform(*cfg.weak_lag)))
+        intensity['weak'] = temporal_profile(length, weak_apex)
+        clip['regions']['weak'] = WEAK_REGIONS[clip['emotion']]
+        clip['weak_px'] = clip['secondary_px'] * float(
+            rng.uniform(*cfg.weak_ratio))
+        clip['weak_apex'] = onset + weak_apex
     if cfg.distractor_prob > 0 and rng.uniform() < cfg.distractor_prob:
         region = DISTRACTOR_REGIONS[int(rng.integers(len(DISTRACTOR_REGIONS)))]
         d_apex = int(rng.integers(1, max(length - 1, 1) + 1))
@@ -982,7 +1031,7 @@ def clip_field(face: SubjectFace, clip: Dict[str, Any], res: int,
     scale = norm_res / float(res)
     out = np.zeros((res, res, 2), np.float32)
     peaks = {'primary': clip['amplitude_px'], 'secondary': clip.get('secondary_px'),
-             'distractor': clip.get('distractor_px')}
+             'weak': clip.get('weak_px'), 'distractor': clip.get('distractor_px')}
     for name, region in clip['regions'].items():
         k = clip['intensity'][name][frame_index]
         if k:
@@ -999,7 +1048,7 @@ def render_clip(face: SubjectFace, clip: Dict[str, Any], cfg: SyntheticConfig
     open_img, closed_img, eye_region = render_face(
         face, size, ss, float(cfg.texture_contrast))
     peaks = {'primary': clip['amplitude_px'], 'secondary': clip.get('secondary_px'),
-             'distractor': clip.get('distractor_px')}
+             'weak': clip.get('weak_px'), 'distractor': clip.get('distractor_px')}
     fields_ = {name: au_field(face, region, res) * np.float32(peaks[name] * ss)
                for name, region in clip['regions'].items()}
     grid = np.arange(res, dtype=np.float32)
@@ -1077,12 +1126,16 @@ def _clip_task(args: Tuple[str, SubjectFace, Dict[str, Any], Dict[str, Any]]
     masks = {'mask': motion_mask(face, clip['emotion'], cfg.size,
                                  cfg.mask_threshold, cfg.supersample)
              if cfg.design == 'distinct' else None}
-    if cfg.design == 'shared_primary':
-        for part in ('primary', 'secondary'):
+    if cfg.design != 'distinct':
+        parts = ('primary', 'secondary') + (
+            ('weak',) if cfg.design == 'strong_weak' else ())
+        for part in parts:
             masks[f'mask_{part}'] = motion_mask(
                 face, clip['regions'][part], cfg.size, cfg.mask_threshold,
                 cfg.supersample)
         masks['mask'] = np.maximum(masks['mask_primary'], masks['mask_secondary'])
+        if 'mask_weak' in masks:
+            masks['mask'] = np.maximum(masks['mask'], masks['mask_weak'])
     for key, mask in masks.items():
         ok, buf = cv2.imencode('.png', mask)
         if not ok:
@@ -1264,8 +1317,10 @@ def generate(out_dir: str, cfg: Optional[SyntheticConfig] = None,
         'classes': SYNTHETIC_CLASSES,
         'design': {'name': cfg.design, 'primary_region': PRIMARY_REGION,
                    'secondary_regions': SECONDARY_REGIONS,
+                   **({'weak_regions': WEAK_REGIONS}
+                      if cfg.design == 'strong_weak' else {}),
                    'distractor_regions': list(DISTRACTOR_REGIONS)}
-        if cfg.design == 'shared_primary' else {'name': cfg.design},
+        if cfg.design != 'distinct' else {'name': cfg.design},
         'subjects': {f'{s + 1:02d}': f.to_pixels(cfg.size)
                      for s, f in enumerate(faces)},
         'clips': [{k: v for k, v in c.items()
