@@ -256,3 +256,53 @@ def test_variants_table_pivots_base_dash_variant_names():
         {'runs': [r for r in runs if '-' not in r['method']], 'k_folds': 2,
          'fold_seed': 0}, n_boot=20)
     assert 'Variants' not in no_variants
+
+
+@pytest.mark.slow
+def test_m2_and_m6_see_the_same_batches(tiny_config, tmp_path):
+    """Paired rows: at one seed, M2 (no IRC, no MRD) and M6 train from
+    bit-identical backbone and FC weights on the same batches, and the
+    validation scores the teacher beside the student."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+
+    from raicl_mm.engine.runner import RaICLRunner
+
+    class Recorder(Hook):
+        def __init__(self):
+            self.batches, self.start = [], None
+
+        def before_train(self, runner):
+            model = runner.model
+            self.start = {k: v.clone() for k, v in
+                          model.online.state_dict().items()
+                          if k.startswith(('backbone.', 'fc.'))}
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            ids = [ds.metainfo['sample_id'] for ds in data_batch['data_samples']]
+            x = torch.stack(list(data_batch['inputs'])).float()
+            self.batches.append((ids, float(x.sum()), float((x * x).sum())))
+
+    seen = {}
+    for name, heads in (('M2', dict(cam_head=None, mrd_head=None)),
+                        ('M6', {})):
+        cfg = Config.fromfile(str(tiny_config))
+        cfg.merge_from_dict(dict(model=heads, randomness=dict(seed=4),
+                                 train_cfg=dict(max_epochs=1, val_begin=1,
+                                                val_interval=1)))
+        cfg.work_dir = str(tmp_path / name)
+        for loader in ('train', 'val', 'test'):
+            cfg[f'{loader}_dataloader'].dataset.fold = 0
+        runner = RaICLRunner.from_cfg(cfg)
+        rec = Recorder()
+        runner.register_hook(rec, 'LOWEST')
+        runner.train()
+        seen[name] = rec
+        metrics = runner.message_hub.log_scalars
+        assert 'val/target/UF1' in metrics, sorted(metrics)
+    a, b = seen['M2'], seen['M6']
+    assert a.start.keys() == b.start.keys()
+    for k in a.start:
+        assert torch.equal(a.start[k], b.start[k]), k
+    assert len(a.batches) >= 2 and a.batches == b.batches
