@@ -424,34 +424,51 @@ def _train_fold(python: Optional[str], method: Method, seed: int,
                            f'tools/train.py exited {rc}; see {log_path}')
 
 
-def _train_parallel(python: str, tasks: List[Tuple[Method, int, int,
-                                                   List[str], str]],
+def _fold_worker(args) -> Optional[str]:
+    """One fold-run in a pool worker (in-process ``tools/train.py``: the
+    interpreter and the imports are paid once per worker, not per fold)."""
+    method, seed, i, fold, run_dir, extra_options, deadline = args
+    if deadline is not None and time.time() > deadline:
+        return None
+    import torch
+    torch.set_num_threads(1)  # see _train_env: one thread per fold-run
+    try:
+        _train_fold(None, method, seed, fold, osp.join(run_dir, f'fold_{i}'),
+                    extra_options, osp.join(run_dir, f'train_fold_{i}.log'))
+    except RuntimeError as err:
+        return str(err)
+    return None
+
+
+def _train_parallel(tasks: List[Tuple[Method, int, int, List[str], str]],
                     extra_options: Sequence[str], jobs: int,
                     deadline: Optional[float],
                     log: Callable[[str], None]) -> List[str]:
-    """Train fold-runs in ``jobs`` concurrent processes (several folds
-    sharing one GPU); a task not started before ``deadline`` is skipped.
+    """Train fold-runs in ``jobs`` worker processes (several folds sharing
+    one GPU); a task not started before ``deadline`` is skipped.
 
     Returns the failures, one line each (the grid goes on without them).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     failures: List[str] = []
-
-    def one(task):
-        method, seed, i, fold, run_dir = task
-        if deadline is not None and time.time() > deadline:
-            return
-        log(f'{method.name} seed {seed}: fold {i + 1} started')
-        try:
-            _train_fold(python, method, seed, fold,
-                        osp.join(run_dir, f'fold_{i}'), extra_options,
-                        osp.join(run_dir, f'train_fold_{i}.log'))
-        except RuntimeError as err:
-            failures.append(str(err))
-
-    with ThreadPoolExecutor(max_workers=int(jobs)) as pool:
-        list(pool.map(one, tasks))
+    # spawn: a fresh interpreter per worker (no forked CUDA context).
+    with ProcessPoolExecutor(max_workers=int(jobs),
+                             mp_context=mp.get_context('spawn')) as pool:
+        futures = {pool.submit(_fold_worker, (m, s, i, f, d, list(extra_options),
+                                              deadline)): (m.name, s, i)
+                   for m, s, i, f, d in tasks}
+        for fut in as_completed(futures):
+            name, seed, i = futures[fut]
+            try:
+                err = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died
+                err = f'{name} seed {seed} fold {i}: worker failed ({exc!r})'
+            if err:
+                failures.append(err)
+            else:
+                log(f'{name} seed {seed}: fold {i + 1} finished or skipped')
     return failures
 
 
@@ -479,9 +496,9 @@ def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
         python: Interpreter for ``tools/train.py`` in a subprocess per fold;
             None (default) trains in this process.
         log: Progress printer.
-        jobs: Fold-runs trained at once, each in its own process (``python``
-            or this interpreter): several folds share one GPU. The records
-            are then assembled in the usual order.
+        jobs: Fold-runs trained at once, in that many worker processes
+            (spawned interpreters that train in-process): several folds
+            share one GPU. The records are then assembled in the usual order.
         budget_s: With ``jobs``: no fold-run starts after this many seconds;
             a run with a fold left untrained is not recorded (logged).
 
@@ -504,11 +521,11 @@ def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
         return subject_cache[method.config]
 
     if int(jobs) > 1:
-        import sys
         deadline = None if budget_s is None else time.time() + float(budget_s)
         tasks = []
-        for seed in seeds:
-            for method in methods:
+        # Row-major: a budget cut leaves whole rows, with all their seeds.
+        for method in methods:
+            for seed in seeds:
                 folds = folds_of(method)
                 if run_key(method, seed, folds, extra_options) in done:
                     continue
@@ -516,8 +533,7 @@ def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
                 tasks += [(method, seed, i, fold, run_dir)
                           for i, fold in enumerate(folds) if not osp.isfile(
                               osp.join(run_dir, f'fold_{i}', 'predictions.json'))]
-        failures = _train_parallel(python or sys.executable, tasks,
-                                   extra_options, jobs, deadline, log)
+        failures = _train_parallel(tasks, extra_options, jobs, deadline, log)
         for line in failures:
             log(f'failed: {line}')
     for seed in seeds:
