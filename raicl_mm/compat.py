@@ -492,9 +492,38 @@ def require_optflow():
     return optflow
 
 
+# --------------------------------------------------------------------------
+# 4. known third-party warnings, filtered once by message
+# --------------------------------------------------------------------------
+#: ``(category, message regex, module regex)`` of warnings that the stack
+#: prints on every import and that say nothing to a Ra-ICL user. mmcv-lite
+#: has no compiled ops by design (docs/stack.md); Ra-ICL uses none.
+KNOWN_WARNINGS = (
+    (UserWarning, r'Fail to import ``MultiScaleDeformableAttention`` from '
+     r'``mmcv\.ops\.multi_scale_deform_attn``', r'mmcv\.cnn\.bricks'),
+)
+
+
+def filter_known_warnings() -> bool:
+    """Ignore exactly :data:`KNOWN_WARNINGS` (each by category, message and
+    emitting module; every other warning is untouched). Idempotent: returns
+    True when the filters were added by this call."""
+    import warnings
+    added = False
+    for category, message, module in KNOWN_WARNINGS:
+        if any(f[0] == 'ignore' and f[2] is category
+               and getattr(f[1], 'pattern', None) == message
+               for f in warnings.filters):
+            continue
+        warnings.filterwarnings('ignore', message=message, category=category,
+                                module=module)
+        added = True
+    return added
+
+
 def apply_all() -> dict:
     """Apply every fix; returns which ones were needed (for logs and tests)."""
-    return dict(drn=patch_mmaction_drn(),
+    return dict(warnings=filter_known_warnings(), drn=patch_mmaction_drn(),
                 checkpoint=patch_checkpoint_loading())
 
 
@@ -507,7 +536,8 @@ def mark_trusted(paths: Iterable[str]) -> None:
 __all__ = [
     'apply_all', 'patch_mmaction_drn', 'patch_checkpoint_loading',
     'load_checkpoint_file', 'trust_checkpoint', 'is_trusted', 'TRUST_ENV',
-    'require_optflow', 'checkpoint_safe_globals', 'CheckpointError',
+    'require_optflow', 'checkpoint_safe_globals', 'filter_known_warnings',
+    'KNOWN_WARNINGS', 'CheckpointError',
     'MissingCheckpointError', 'CorruptCheckpointError',
     'UntrustedCheckpointError', 'HISTORY_BUFFER_STATISTICS', 'OPTFLOW_FIX'
 ]

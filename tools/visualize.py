@@ -8,8 +8,12 @@ CAM, Grad-CAM and Guided Grad-CAM overlays on the face (with the outline of
 the ground-truth region on the synthetic set), under a title with the ground
 truth and the prediction (the middle instance's, as at test time). The strips
 also go to TensorBoard (``OUT/vis_data``) through mmengine's visualizer. The
-drawing is :func:`raicl_mm.visualization.strips.draw_attention`. ``OUT/<...>_flow.png`` is the flow
-colour map (Algorithm 1) of the middle instance alone.
+drawing is :func:`raicl_mm.visualization.strips.draw_attention`.
+``OUT/<...>_flow.png`` is the flow colour map (Algorithm 1) of the middle
+instance alone, with its direction wheel and a brightness bar in pixels.
+The middle instance (the one a test run scores) is framed in red; the Grad-CAM
+row is taken on ``backbone.layer3`` by default, since on the last feature map
+Grad-CAM equals the CAM up to scale for Ra-ICL's GAP + FC head.
 
 On the synthetic set, whose generator writes the ground-truth motion region of
 each clip (``<synthetic.out>/masks/subXX/<clip>.png``), the tool also scores how
@@ -47,9 +51,11 @@ def parse_args(argv=None):
                    help='how many samples to draw without --samples')
     p.add_argument('--out', help='output folder (default: work_dirs/vis/'
                    '<config name>[/fold_<key>])')
-    p.add_argument('--gradcam-layer', default=None,
+    p.add_argument('--gradcam-layer', default='auto',
                    help='module of the online branch for Grad-CAM (e.g. '
-                   'backbone.layer3); default: the last feature map')
+                   'backbone.layer2); default: backbone.layer3 when the '
+                   'branch has one; "last" = the last feature map, where '
+                   'Grad-CAM equals the CAM up to scale (GAP + FC head)')
     p.add_argument('--no-guided', action='store_true',
                    help='leave out the Guided Grad-CAM row')
     p.add_argument('--tile', type=int, default=96,
@@ -86,6 +92,7 @@ def run(args):
     from mmengine.registry import init_default_scope
 
     from raicl_mm import compat
+    from raicl_mm.apis.provenance import checkpoint_meta, is_synthetic_data
     from raicl_mm.engine.checkpoint import load_checked
     from raicl_mm.engine.cli import ToolError, apply_fold, read_config
     from raicl_mm.engine.config import ConfigError, check_config
@@ -130,10 +137,21 @@ def run(args):
         compat.trust_checkpoint(args.checkpoint)
     load_checked(model, args.checkpoint)  # refused if it does not fit
     model.eval()
-    summary = draw_attention(cfg, dataset, model, chosen, out,
-                             gradcam_layer=args.gradcam_layer,
-                             guided=not args.no_guided, tile=args.tile,
-                             visualizer=_visualizer(cfg, out))
+    from raicl_mm.apis.provenance import warn_if_synthetic
+    warn_if_synthetic(checkpoint_meta(args.checkpoint), args.checkpoint,
+                      real_data=not is_synthetic_data(cfg, 'test'))
+    layer = None if args.gradcam_layer == 'last' else args.gradcam_layer
+    # Every picture written also goes to the event file: the visualizer is
+    # closed (its TensorBoard writer flushed) before the tool returns; an
+    # unclosed writer drops what is still queued at exit.
+    vis = _visualizer(cfg, out)
+    try:
+        summary = draw_attention(cfg, dataset, model, chosen, out,
+                                 gradcam_layer=layer,
+                                 guided=not args.no_guided, tile=args.tile,
+                                 visualizer=vis)
+    finally:
+        vis.close()
     summary = dict(config=args.config, checkpoint=args.checkpoint,
                    fold=fold_key, **summary)
     text = json.dumps(summary, indent=1)

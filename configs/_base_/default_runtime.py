@@ -22,7 +22,13 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='TargetEMAHook', interval=1),
     # Resumed runs continue exactly as uninterrupted ones.
-    dict(type='EpochSeedHook')
+    dict(type='EpochSeedHook'),
+    # At each validation / test: the confusion matrix and a CAM strip of the
+    # first validation clips into the visualizer (TensorBoard below).
+    dict(type='RaICLVisualizationHook', num_clips=3, tile=64),
+    # checkpoint meta['raicl_train_data'] = 'synthetic' / 'real'; inference
+    # warns when a synthetic-only checkpoint meets real frames.
+    dict(type='TrainDataProvenanceHook')
 ]
 
 env_cfg = dict(cudnn_benchmark=False,
@@ -30,8 +36,12 @@ env_cfg = dict(cudnn_benchmark=False,
                dist_cfg=dict(backend='nccl'))
 
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
+# Scalars, confusion matrices and CAM strips: PNG / JSON under
+# <work_dir>/<timestamp>/vis_data and a TensorBoard event file beside them
+# (tensorboard --logdir work_dirs).
 visualizer = dict(type='ActionVisualizer',
-                  vis_backends=[dict(type='LocalVisBackend')])
+                  vis_backends=[dict(type='LocalVisBackend'),
+                                dict(type='TensorboardVisBackend')])
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -38,6 +38,17 @@ class RaICLRunner(Runner):
             compat.trust_checkpoint(cfg.load_from)
         return super().from_cfg(cfg)
 
+    def build_logger(self, log_level='INFO', log_file=None, **kwargs):
+        """MMEngine's logger; the environment / config / hook-order dumps go
+        to the log file only (:mod:`raicl_mm.engine.logs`)."""
+        import os.path as osp
+        from .logs import quiet_console
+        if log_file is None:
+            log_file = osp.join(self._log_dir, f'{self.timestamp}.log')
+        logger = super().build_logger(log_level=log_level, log_file=log_file,
+                                      **kwargs)
+        return quiet_console(logger, log_file, log_level)
+
     def _check_checkpoint(self, filename: str) -> None:
         from .checkpoint import check_matches, partial_prefixes, read_checkpoint
         if self.cfg.get('trust_checkpoint'):

@@ -224,10 +224,16 @@ class UF1UARMetric(BaseMetric):
             JSON ``{'classes': [...], 'predictions': [{'sample_id', 'dataset',
             'subject', 'gt', 'pred', 'scores'}]}``.
         collect_device: Device used to collect results across ranks.
-        prefix: Prefix of the metric names; none by default.
+        prefix: Prefix of the metric names (``'<prefix>/UF1'``); by default
+            none, on purpose (:attr:`default_prefix`).
     """
 
-    default_prefix: Optional[str] = None
+    #: The metric's names are the protocol's own (``UF1``, ``UAR``,
+    #: ``accuracy``, ``<dataset>/UF1``): configs (``save_best='UF1'``), the
+    #: LOSO tools and reports use them as they are. The empty string is
+    #: MMEngine's "set, and empty": no prefix is added and MMEngine does not
+    #: warn that the prefix is unset (it does for ``None``).
+    default_prefix: Optional[str] = ''
 
     def __init__(self,
                  dump_file: Optional[str] = None,

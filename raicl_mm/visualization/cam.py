@@ -358,7 +358,11 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
                    header: Optional[str] = None, tile: int = 96,
                    alpha: float = 0.5, magnitude: bool = True,
                    frames: Optional[np.ndarray] = None,
-                   outline: Optional[np.ndarray] = None) -> np.ndarray:
+                   outline: Optional[np.ndarray] = None,
+                   mark: Optional[int] = None,
+                   notes: Sequence[str] = (),
+                   legend: bool = True,
+                   flow_unit: str = 'px') -> np.ndarray:
     """The Fig. 5 layout: instances in a row, heat maps under them.
 
     Row 1 shows the flow colour map (:func:`flow_to_colour` of ``[u, v]``;
@@ -385,6 +389,14 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
             model looked); None = over the grey of the flow colour map.
         outline: ``(H, W)`` mask (e.g. the synthetic set's ground-truth
             motion region) whose outline is drawn on every heat tile.
+        mark: Index (in ``instances``' order) of the instance to frame in
+            red: the middle instance, the one a test run scores.
+        notes: Lines written under the strip (e.g. how two rows relate).
+        legend: Add the key under the strip: the heat colour bar (0 to each
+            map's own maximum, no unit), the flow direction wheel and what the
+            flow's brightness means; each flow tile shows its largest
+            magnitude in ``flow_unit``.
+        flow_unit: Unit of the flow (pixels of the flow's grid).
 
     Returns:
         ``(H_img, W_img, 3)`` uint8 BGR image.
@@ -411,7 +423,12 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
     row_names = (['frame'] if frames is not None else []) + ['flow'] + \
         list(heats)
     rows = len(row_names)
-    height = header_h + col_title_h + rows * (th + gap) + gap
+    body_h = header_h + col_title_h + rows * (th + gap) + gap
+    notes = list(notes) + ([f'red frame: the middle instance (scored at '
+                            'test time)'] if mark is not None else [])
+    foot_h = (84 if legend else 0) + 16 * len(notes)
+    width = max(width, 440) if (legend or notes) else width
+    height = body_h + foot_h
     canvas = np.full((height, width, 3), 255, np.uint8)
     if header:
         _text(canvas, _fit(header, width - 8, 0.5), (6, 18), scale=0.5)
@@ -442,10 +459,50 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
                                 cv2.COLOR_GRAY2BGR)
         y = header_h + col_title_h + first * (th + gap) + gap
         canvas[y:y + th, x:x + tw] = flow_img
+        if True:  # the largest magnitude of the instance, in its unit
+            top = float(np.sqrt((inst[i, ..., :2].astype(np.float64) ** 2
+                                 ).sum(-1)).max())
+            label = _fit(f'{top:.2f}{flow_unit}', tw - 2, 0.35)
+            _text(canvas, label, (x + 2, y + th - 4), 0.35, (0, 0, 0), 3)
+            _text(canvas, label, (x + 2, y + th - 4), 0.35, (255, 255, 255))
         for r, name in enumerate(heats, start=first + 1):
             y = header_h + col_title_h + r * (th + gap) + gap
             tile_img = overlay(heats[name][i], base, alpha)
             if edge is not None:
                 tile_img[edge] = (255, 255, 255)
             canvas[y:y + th, x:x + tw] = tile_img
+        if mark is not None and i == mark:
+            y_top = header_h + col_title_h + gap - 2
+            cv2.rectangle(canvas, (x - 2, y_top),
+                          (x + tw + 1, body_h - gap + 1), (0, 0, 255), 2)
+    _legend(canvas, body_h, legend, notes, flow_unit)
     return canvas
+
+
+def _legend(canvas: np.ndarray, y: int, legend: bool, notes: Sequence[str],
+            flow_unit: str) -> None:
+    """The key under a strip (see :func:`instance_strip`)."""
+    width = canvas.shape[1]
+    if legend:
+        from .flow_colour import colour_wheel
+        bar_w = 120
+        ramp = np.linspace(0, 255, bar_w).astype(np.uint8)[None, :]
+        bar = cv2.applyColorMap(np.repeat(ramp, 10, axis=0),
+                                cv2.COLORMAP_JET)
+        canvas[y + 6:y + 16, 6:6 + bar_w] = bar
+        _text(canvas, '0', (6, y + 28), 0.35)
+        _text(canvas, '1', (bar_w, y + 28), 0.35)
+        _text(canvas, _fit("heat: share of each map's own max (no unit)",
+                           width - bar_w - 20, 0.35), (bar_w + 14, y + 15),
+              0.35)
+        canvas[y + 36:y + 76, 6:46] = colour_wheel(40)
+        _text(canvas, _fit('flow hue = direction (wheel: a flow from its '
+                           'centre, v down)', width - 56, 0.35),
+              (52, y + 50), 0.35)
+        _text(canvas, _fit(f'brightness = |flow|; each flow tile: its max '
+                           f'|flow| in {flow_unit}', width - 56, 0.35),
+              (52, y + 68), 0.35)
+        y += 84
+    for line in notes:
+        _text(canvas, _fit(line, width - 8, 0.38), (6, y + 12), 0.38)
+        y += 16

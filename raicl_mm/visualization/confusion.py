@@ -11,6 +11,49 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
+def confusion_figure(cm: np.ndarray, classes: Sequence[str], title: str
+                     ) -> Figure:
+    """The confusion-matrix figure of :func:`plot_confusion` (Agg canvas)."""
+    counts = np.asarray(cm)
+    n = len(classes)
+    if counts.shape != (n, n):
+        raise ValueError(f'confusion matrix shape {counts.shape} does not '
+                         f'match {n} classes')
+    row_sum = counts.sum(axis=1, keepdims=True)
+    rates = np.divide(counts, row_sum, out=np.zeros(counts.shape, float),
+                      where=row_sum > 0)
+    size = 1.2 + 0.9 * n
+    fig = Figure(figsize=(size + 1.2, size), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(rates, cmap='Blues', vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
+                 label='share of the true class (0-1)')
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels([str(c) for c in classes], rotation=45, ha='right')
+    ax.set_yticklabels([str(c) for c in classes])
+    ax.set_xlabel('Predicted label')
+    ax.set_ylabel('True label (cell: number of clips)')
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(int(counts[i, j])), ha='center', va='center',
+                    color='white' if rates[i, j] > 0.5 else 'black')
+    fig.tight_layout()
+    return fig
+
+
+def confusion_image(cm: np.ndarray, classes: Sequence[str], title: str
+                    ) -> np.ndarray:
+    """:func:`confusion_figure` as a ``(H, W, 3)`` uint8 BGR array."""
+    fig = confusion_figure(cm, classes, title)
+    canvas = fig.canvas
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    return np.ascontiguousarray(rgba[..., 2::-1])
+
+
 def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str,
                    out_path: str, step: int = 0) -> str:
     """Draw a confusion matrix and save it as a PNG, atomically.
@@ -35,34 +78,10 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], title: str,
     Raises:
         ValueError: If ``cm`` is not ``(C, C)`` with ``C = len(classes)``.
     """
-    counts = np.asarray(cm)
-    n = len(classes)
-    if counts.shape != (n, n):
-        raise ValueError(f'plot_confusion({out_path}): matrix shape '
-                         f'{counts.shape} does not match {n} classes')
-    row_sum = counts.sum(axis=1, keepdims=True)
-    rates = np.divide(counts, row_sum, out=np.zeros(counts.shape, float),
-                      where=row_sum > 0)
-
-    size = 1.2 + 0.9 * n
-    fig = Figure(figsize=(size + 1.2, size), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(rates, cmap='Blues', vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
-                 label='row-normalised rate')
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xticklabels([str(c) for c in classes], rotation=45, ha='right')
-    ax.set_yticklabels([str(c) for c in classes])
-    ax.set_xlabel('Predicted label')
-    ax.set_ylabel('True label')
-    ax.set_title(title)
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, str(int(counts[i, j])), ha='center', va='center',
-                    color='white' if rates[i, j] > 0.5 else 'black')
-    fig.tight_layout()
+    try:
+        fig = confusion_figure(cm, classes, title)
+    except ValueError as err:
+        raise ValueError(f'plot_confusion({out_path}): {err}') from None
 
     folder = osp.dirname(osp.abspath(out_path))
     os.makedirs(folder, exist_ok=True)

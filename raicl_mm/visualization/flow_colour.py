@@ -95,3 +95,77 @@ def flow_to_colour(flow: np.ndarray, magnitude: bool = False,
     else:
         hsv[..., 2] = 255
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)  # step 6
+
+
+def colour_wheel(size: int = 96, magnitude: bool = True) -> np.ndarray:
+    """The key of :func:`flow_to_colour`: each pixel coloured as a flow
+    pointing from the centre to it (hue = direction by Algorithm 1; with
+    ``magnitude`` the brightness grows with the distance, as in
+    ``flow_to_colour(..., magnitude=True)``). Outside the disc is white.
+
+    Returns:
+        ``(size, size, 3)`` uint8 BGR image.
+    """
+    r = (size - 1) / 2.0
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    u, v = (xx - r) / r, (yy - r) / r
+    wheel = flow_to_colour(np.dstack([u, v]), magnitude=False)
+    rad = np.sqrt(u ** 2 + v ** 2)
+    if magnitude:
+        scale = np.clip(rad, 0, 1)[..., None]
+        wheel = np.rint(wheel.astype(np.float32) * scale).astype(np.uint8)
+    wheel[rad > 1.0] = 255
+    return wheel
+
+
+def _put(img, text, org, scale=0.4, colour=(0, 0, 0)):
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1,
+                cv2.LINE_AA)
+
+
+def flow_picture(flow: np.ndarray, size: int = 256, title: str = '',
+                 unit: str = 'px') -> np.ndarray:
+    """A readable flow picture: the colour map at ``size`` px, its direction
+    wheel, and a brightness bar in ``unit`` (0 to the largest magnitude).
+
+    Args:
+        flow: ``(H, W, 2)`` field (``[u, v]``, v downwards).
+        size: Side of the colour map in pixels (nearest-neighbour upscaling,
+            so each flow pixel stays a visible block).
+        title: Line above the picture.
+        unit: Unit of the flow (pixels of the flow's grid).
+
+    Returns:
+        ``(H_img, W_img, 3)`` uint8 BGR image.
+    """
+    arr = _check_flow(flow)
+    mag = np.sqrt(arr[..., 0] ** 2 + arr[..., 1] ** 2)
+    top = float(mag.max(initial=0.0))
+    img = flow_to_colour(arr, magnitude=True)
+    h, w = arr.shape[:2]
+    side = (size, max(1, int(round(size * w / h))))
+    img = cv2.resize(img, (side[1], side[0]), interpolation=cv2.INTER_NEAREST)
+    wheel_side = max(64, size // 3)
+    panel_w = wheel_side + 24
+    head = 24
+    canvas = np.full((head + side[0] + 44, side[1] + panel_w + 12, 3), 255,
+                     np.uint8)
+    canvas[head:head + side[0], 4:4 + side[1]] = img
+    if title:
+        _put(canvas, title, (4, 16), 0.45)
+    x0 = side[1] + 12
+    canvas[head:head + wheel_side, x0:x0 + wheel_side] = colour_wheel(
+        wheel_side)
+    c = x0 + wheel_side // 2
+    _put(canvas, 'down', (c - 14, head + wheel_side + 12), 0.35)
+    _put(canvas, 'direction', (x0, head + wheel_side + 26), 0.35)
+    _put(canvas, 'up', (c - 7, head - 3), 0.35)
+    # brightness bar: 0 .. max |flow| in the unit
+    y = head + side[0] + 8
+    bar = np.linspace(0, 255, side[1]).astype(np.uint8)
+    canvas[y:y + 10, 4:4 + side[1]] = np.repeat(bar[None, :, None], 3,
+                                                axis=2)[:, :, :][0][None]
+    _put(canvas, '0', (4, y + 24), 0.35)
+    label = f'brightness: |flow| 0 - {top:.2f} {unit} (max of this field)'
+    _put(canvas, label, (24, y + 24), 0.35)
+    return canvas

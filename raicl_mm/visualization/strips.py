@@ -26,8 +26,25 @@ import torch
 
 from .cam import (cam_maps, grad_cam, guided_grad_cam, instance_strip,
                   mask_mass, predict_logits)
-from .flow_colour import flow_to_colour
+from .flow_colour import flow_picture
 from .publish import add_image
+
+#: What the tool's rows say when Grad-CAM is taken on the last feature map.
+GRADCAM_EQUALS_CAM = ('Grad-CAM on the last feature map = CAM x a positive '
+                      'constant for a GAP + FC head (Selvaraju et al. 2017); '
+                      'pass a gradcam_layer (e.g. backbone.layer3) for a '
+                      'finer map')
+
+
+def resolve_gradcam_layer(model, layer: Optional[str]) -> Optional[str]:
+    """``'auto'``: ``backbone.layer3`` when the online branch has it (a
+    finer map that adds information to the CAM row), else the last feature
+    map (None); any other value is returned as it is."""
+    if layer != 'auto':
+        return layer
+    branch = getattr(model, 'online', model)
+    names = dict(branch.named_modules())
+    return 'backbone.layer3' if 'backbone.layer3' in names else None
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -151,7 +168,7 @@ def _aligned_frames(record, frames: Sequence[int], flow_cfg):
 
 
 def draw_attention(cfg, dataset, model, chosen: Sequence[str], out: str,
-                   gradcam_layer: Optional[str] = None, guided: bool = True,
+                   gradcam_layer: Optional[str] = 'auto', guided: bool = True,
                    tile: int = 96, visualizer=None) -> dict:
     """Draw and score the attention strips of ``chosen`` samples.
 
@@ -162,7 +179,10 @@ def draw_attention(cfg, dataset, model, chosen: Sequence[str], out: str,
         chosen: Sample ids of ``dataset``.
         out: Output folder: ``<id>.png`` strips, ``<id>_flow.png`` middle
             flows, ``summary.json``.
-        gradcam_layer: Module for Grad-CAM (None = the last feature map).
+        gradcam_layer: Module for Grad-CAM; ``'auto'`` =
+            :func:`resolve_gradcam_layer` (``backbone.layer3``); None = the
+            last feature map, where Grad-CAM repeats the CAM up to scale (the
+            strip says so).
         guided: Add the Guided Grad-CAM row.
         tile: Tile size in pixels.
         visualizer: mmengine visualizer to send the strips to (None = the
@@ -178,6 +198,12 @@ def draw_attention(cfg, dataset, model, chosen: Sequence[str], out: str,
     roots = synthetic_roots(cfg)
     index = mask_index(roots)
     samples = []
+    layer = resolve_gradcam_layer(model, gradcam_layer)
+    grad_name = ('Grad-CAM (= CAM)' if layer is None else
+                 f'Grad-CAM {layer.split(".")[-1]}')
+    notes = ['CAM (Eq. 5) and Grad-CAM of the predicted class; '
+             + (GRADCAM_EQUALS_CAM if layer is None else
+                f'Grad-CAM on {layer} (finer than the CAM)')]
     for step, sid in enumerate(chosen):
         info = dataset.get_data_info(infos[sid])
         inst = np.asarray(info['instances'], dtype=np.float32)
@@ -191,10 +217,10 @@ def draw_attention(cfg, dataset, model, chosen: Sequence[str], out: str,
         pred = int(logits[mid].argmax())
         gt = int(info['label'])
         heats = {'CAM': cam_maps(model, x, pred),
-                 'Grad-CAM': grad_cam(model, x, pred, gradcam_layer)}
+                 grad_name: grad_cam(model, x, pred, layer)}
         if guided:
             heats['Guided Grad-CAM'] = guided_grad_cam(model, x, pred,
-                                                       gradcam_layer)
+                                                       layer)
         rec = records.get(sid)
         mask_path = find_mask(rec, roots, index) if rec is not None else None
         mask = None
@@ -213,17 +239,18 @@ def draw_attention(cfg, dataset, model, chosen: Sequence[str], out: str,
             interpolation=cv2.INTER_NEAREST)
         strip = instance_strip(inst, heats, titles, frame_numbers=frames,
                                header=header, tile=tile, frames=aligned,
-                               outline=small)
+                               outline=small, mark=mid, notes=notes)
         stem = sid.replace('/', '_')
         strip_path = osp.join(out, f'{stem}.png')
         flow_path = osp.join(out, f'{stem}_flow.png')
         write_png(strip_path, strip)
         add_image(f'cam_{stem}', strip, step=step, visualizer=visualizer)
-        flow_img = flow_to_colour(inst[mid, ..., :2])
-        scale = max(1, tile // max(flow_img.shape[:2]))
-        flow_img = cv2.resize(flow_img, None, fx=scale, fy=scale,
-                              interpolation=cv2.INTER_NEAREST)
+        flow_img = flow_picture(
+            inst[mid, ..., :2], size=max(256, tile),
+            title=f'{sid} middle instance (frame {frames[mid]})',
+            unit=f'px at {w}x{h}')
         write_png(flow_path, flow_img)
+        add_image(f'flow_{stem}', flow_img, step=step, visualizer=visualizer)
         entry = dict(sample_id=sid, gt=classes[gt], pred=classes[pred],
                      pred_per_instance=[classes[int(p)]
                                         for p in logits.argmax(1)],
@@ -234,12 +261,12 @@ def draw_attention(cfg, dataset, model, chosen: Sequence[str], out: str,
             entry['cam_in_mask'] = _clean(_mean(
                 [mask_mass(m, small) for m in heats['CAM']]))
             entry['gradcam_in_mask'] = _clean(_mean(
-                [mask_mass(m, small) for m in heats['Grad-CAM']]))
+                [mask_mass(m, small) for m in heats[grad_name]]))
             entry['mask_area'] = float(small.mean())
         samples.append(entry)
     scored = [s for s in samples if 'mask_area' in s]
     summary = dict(
-        out=out, samples=samples,
+        out=out, samples=samples, gradcam_layer=layer or 'last feature map',
         mean_cam_in_mask=_clean(_mean([s['cam_in_mask'] for s in scored])),
         mean_gradcam_in_mask=_clean(_mean([s['gradcam_in_mask']
                                            for s in scored])),
