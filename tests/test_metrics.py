@@ -216,3 +216,19 @@ def test_metric_scores_the_teacher_when_the_model_gives_its_scores(tmp_path):
     assert out['target/UF1'] == 0.5
     rows = json.loads(dump.read_text())['predictions']
     assert [r['target_pred'] for r in rows] == [0, 1, 1, 0]
+
+
+def test_metric_sets_its_prefix_and_mmengine_does_not_warn(monkeypatch):
+    """The names stay the protocol's (UF1, not raicl/UF1): the prefix is set,
+    to the empty string, so MMEngine's 'prefix is not set' warning is gone."""
+    import mmengine.evaluator.metric as metric_mod
+    said = []
+    monkeypatch.setattr(metric_mod, 'print_log',
+                        lambda msg, *a, **k: said.append(str(msg)))
+    metric = UF1UARMetric()
+    assert metric.prefix == ''
+    assert not [m for m in said if 'prefix is not set' in m]
+    assert UF1UARMetric(prefix='me').prefix == 'me'
+    metric.dataset_meta = {'classes': CLASSES}
+    metric.process(None, make_samples(ROWS[:3]))
+    assert set(metric.evaluate(3)) == {'UF1', 'UAR', 'accuracy'}

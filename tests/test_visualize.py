@@ -310,3 +310,51 @@ def test_visualize_tool_errors(tiny_config, trained, tmp_path, capsys):
     rc = _tool_main([tiny_config, trained, '--fold', 'sub77'])
     err = capsys.readouterr().err
     assert rc == 2 and 'sub77' in err
+
+
+def test_every_picture_of_the_tool_reaches_the_event_file(tiny_config,
+                                                          trained, tmp_path):
+    """Each PNG the tool writes (strip and flow picture per sample) is an
+    image of its TensorBoard event file: the visualizer is closed (flushed)
+    before the tool returns."""
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    out = tmp_path / 'vis_tb'
+    rc = _tool_main([tiny_config, trained, '--fold', '0', '--max-samples',
+                     '3', '--out', out])
+    assert rc == 0
+    pngs = sorted(p.stem for p in out.glob('*.png'))
+    assert len(pngs) == 6
+    files = list((out / 'vis_data').glob('events.out.tfevents.*'))
+    assert len(files) == 1
+    acc = EventAccumulator(str(files[0]), size_guidance={'images': 0})
+    acc.Reload()
+    tags = acc.Tags()['images']
+    assert sorted(tags) == sorted(
+        ('flow_' + p[:-len('_flow')]) if p.endswith('_flow') else 'cam_' + p
+        for p in pngs)
+    summary = json.loads((out / 'summary.json').read_text())
+    # Grad-CAM on layer3 by default: on the last map it repeats the CAM
+    assert summary['gradcam_layer'] == 'backbone.layer3'
+    flow = cv2.imread(summary['samples'][0]['pictures'][1])
+    assert flow.shape[0] >= 256 and flow.shape[1] >= 256 + 64
+
+
+def test_strip_legend_and_middle_mark():
+    from raicl_mm.visualization.flow_colour import colour_wheel, flow_picture
+    rng = np.random.default_rng(2)
+    inst = rng.normal(size=(3, 16, 16, 3)).astype(np.float32)
+    heats = {'CAM': rng.uniform(size=(3, 16, 16))}
+    plain = instance_strip(inst, heats, ['a', 'b', 'c'], tile=40,
+                           legend=False)
+    keyed = instance_strip(inst, heats, ['a', 'b', 'c'], tile=40, mark=1,
+                           notes=['a note'])
+    assert keyed.shape[0] > plain.shape[0] + 80  # the key and two notes
+    # the red frame around the middle column (BGR red)
+    x = 136 + (40 + 4) + 4 - 2
+    column = keyed[30:plain.shape[0] - 10, x]
+    assert ((column[:, 2] > 200) & (column[:, 0] < 60)).mean() > 0.8
+    wheel = colour_wheel(64)
+    assert wheel.shape == (64, 64, 3) and (wheel[0, 0] == 255).all()
+    pic = flow_picture(inst[0, ..., :2], size=256, title='t')
+    assert pic.shape[0] >= 256 + 24 and pic.shape[1] >= 256 + 64

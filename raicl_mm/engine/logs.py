@@ -37,9 +37,12 @@ class FileOnly(logging.Filter):
     """Keeps the pre-training dumps off a console handler; the first one is
     replaced by a line naming the log file."""
 
-    def __init__(self, log_file: Optional[str] = None):
+    def __init__(self, handler: logging.Handler,
+                 log_file: Optional[str] = None, who: str = ''):
         super().__init__('raicl_file_only')
+        self.handler = handler
         self.log_file = log_file
+        self.who = who
         self.told = False
         self._patterns = [re.compile(p) for p in FILE_ONLY]
 
@@ -50,11 +53,15 @@ class FileOnly(logging.Filter):
         if self.told:
             return False
         self.told = True
+        # A new record in its place: the file handlers get the original.
         where = self.log_file or 'the log file'
-        record.msg = (f'environment, config and hook order: see {where} '
-                      f'(or set {CONSOLE_DUMPS_ENV}=1)')
-        record.args = ()
-        return True
+        who = f'{self.who}: ' if self.who else ''
+        note = logging.makeLogRecord(dict(
+            record.__dict__, args=(),
+            msg=(f'{who}environment, config and hook order: see {where} '
+                 f'(or set {CONSOLE_DUMPS_ENV}=1)')))
+        self.handler.handle(note)
+        return False
 
 
 class KnownNotices(logging.Filter):
@@ -70,7 +77,7 @@ class KnownNotices(logging.Filter):
 
 
 def quiet_console(logger: logging.Logger, log_file: Optional[str] = None,
-                  log_level='INFO') -> logging.Logger:
+                  log_level='INFO', who: str = '') -> logging.Logger:
     """Install :class:`FileOnly` on the console handlers of ``logger`` and
     :class:`KnownNotices` on the logger (idempotent). Returns the logger."""
     if not any(isinstance(f, KnownNotices) for f in logger.filters):
@@ -83,5 +90,5 @@ def quiet_console(logger: logging.Logger, log_file: Optional[str] = None,
                 handler, logging.StreamHandler):
             continue
         if not any(isinstance(f, FileOnly) for f in handler.filters):
-            handler.addFilter(FileOnly(log_file))
+            handler.addFilter(FileOnly(handler, log_file, who))
     return logger

@@ -47,7 +47,8 @@ class RaICLRunner(Runner):
             log_file = osp.join(self._log_dir, f'{self.timestamp}.log')
         logger = super().build_logger(log_level=log_level, log_file=log_file,
                                       **kwargs)
-        return quiet_console(logger, log_file, log_level)
+        return quiet_console(logger, log_file, log_level,
+                             type(self).__name__)
 
     def _check_checkpoint(self, filename: str) -> None:
         from .checkpoint import check_matches, partial_prefixes, read_checkpoint
