@@ -115,8 +115,9 @@ def main(argv=None) -> int:
     p.add_argument('--out', required=True)
     p.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
     p.add_argument('--tiny', action='store_true')
-    p.add_argument('--budget-s', type=float, default=240.0,
-                   help='no fold-run starts after this many seconds')
+    p.add_argument('--budget-s', type=float, default=None,
+                   help='no fold-run starts after this many seconds from the '
+                   'start (default 240; none with --tiny)')
     p.add_argument('--jobs', type=int, default=None,
                    help='fold-runs at once (default: CPU cores - 2, at most '
                    '14; 2 with --tiny)')
@@ -131,14 +132,16 @@ def main(argv=None) -> int:
 
     from raicl_mm.protocol.ablation import device_name, run_ablation
     start = time.time()
-    deadline = start + float(args.budget_s)
+    budget = args.budget_s if args.budget_s is not None else (
+        None if args.tiny else 240.0)
+    deadline = None if budget is None else start + float(budget)
     jobs = args.jobs or (2 if args.tiny else
                          max(1, min(14, (os.cpu_count() or 4) - 2)))
     seeds = args.seeds or ([0, 1] if args.tiny else [0, 1, 2, 3, 4])
     summary: Dict = dict(
         device=device_name(), cuda=torch.cuda.is_available(),
         torch=torch.__version__, tiny=bool(args.tiny), jobs=jobs, seeds=seeds,
-        k_folds=2, fold_seed=0, budget_s=float(args.budget_s),
+        k_folds=2, fold_seed=0, budget_s=budget,
         schedule=PAPER_SCHEDULE if not args.tiny else 'tiny', grids={})
     if args.device == 'cuda' and not torch.cuda.is_available():
         summary['error'] = 'CUDA requested but torch.cuda.is_available() is False'
@@ -162,8 +165,8 @@ def main(argv=None) -> int:
             extra = tiny_options(name) if args.tiny else list(PAPER_SCHEDULE)
             entry['flow_s'] = round(_prepare_flows(
                 methods, extra, max(1, (os.cpu_count() or 2)), log), 1)
-            left = deadline - time.time()
-            if left <= 0:
+            left = None if deadline is None else deadline - time.time()
+            if left is not None and left <= 0:
                 entry['cut'] = 'budget spent before this grid started'
                 continue
             res = run_ablation(

@@ -424,12 +424,14 @@ def _train_fold(python: Optional[str], method: Method, seed: int,
                            f'tools/train.py exited {rc}; see {log_path}')
 
 
-def _fold_worker(args) -> Optional[str]:
+def _fold_worker(args) -> str:
     """One fold-run in a pool worker (in-process ``tools/train.py``: the
-    interpreter and the imports are paid once per worker, not per fold)."""
+    interpreter and the imports are paid once per worker, not per fold).
+    Returns ``'trained'``, ``'skipped'`` (past the deadline) or the error."""
     method, seed, i, fold, run_dir, extra_options, deadline = args
     if deadline is not None and time.time() > deadline:
-        return None
+        return 'skipped'
+    t0 = time.perf_counter()
     import torch
     torch.set_num_threads(1)  # see _train_env: one thread per fold-run
     try:
@@ -437,7 +439,7 @@ def _fold_worker(args) -> Optional[str]:
                     extra_options, osp.join(run_dir, f'train_fold_{i}.log'))
     except RuntimeError as err:
         return str(err)
-    return None
+    return f'trained in {time.perf_counter() - t0:.0f} s'
 
 
 def _train_parallel(tasks: List[Tuple[Method, int, int, List[str], str]],
@@ -462,13 +464,13 @@ def _train_parallel(tasks: List[Tuple[Method, int, int, List[str], str]],
         for fut in as_completed(futures):
             name, seed, i = futures[fut]
             try:
-                err = fut.result()
+                status = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker died
-                err = f'{name} seed {seed} fold {i}: worker failed ({exc!r})'
-            if err:
-                failures.append(err)
+                status = f'{name} seed {seed} fold {i}: worker failed ({exc!r})'
+            if status.startswith(('trained', 'skipped')):
+                log(f'{name} seed {seed}: fold {i + 1} {status}')
             else:
-                log(f'{name} seed {seed}: fold {i + 1} finished or skipped')
+                failures.append(status)
     return failures
 
 
