@@ -1219,3 +1219,18 @@ def test_predict_scores_the_teacher_beside_the_student():
     quiet = build(score_target=False)
     quiet.eval()
     assert 'target_pred_score' not in quiet.predict(x, samples([0, 1, 2]))[0]
+
+
+def test_mrd_batch_mean_embeddings_compares_batch_prototypes():
+    torch.manual_seed(0)
+    head = MODELS.build(dict(TINY_MRD, batch_mean_embeddings=True))
+    plain = MODELS.build(dict(TINY_MRD))
+    plain.load_state_dict(head.state_dict())
+    head.eval(), plain.eval()
+    g = torch.Generator().manual_seed(2)
+    z_on, z_tg = (torch.randn(5, 4, 16, generator=g) for _ in range(2))
+    out = head.loss_consistency(z_on, z_tg)
+    ref = plain.loss_consistency(z_on.mean(0, keepdim=True),
+                                 z_tg.mean(0, keepdim=True))
+    assert torch.allclose(out, ref)
+    assert not torch.allclose(out, plain.loss_consistency(z_on, z_tg))

@@ -173,6 +173,10 @@ class RegionDiscoveryHead(nn.Module):
         loss_terms: Which of MRD's terms are trained: ``('align', 'c')``
             (Eq. 15); one of them alone is a diagnostic.
         detach_input: See :class:`MultiRegionEncoder` (a diagnostic).
+        batch_mean_embeddings: False (Ra-ICL, Eq. 12-14 per image): L_c
+            compares each image's N mask embeddings. True: as FRA (Gao &
+            Patras 2024) does, the embeddings are averaged over the batch
+            first, so L_c compares N batch-level region prototypes.
     """
 
     ALIGN_TARGETS = ('literal', 'sharpen', 'sinkhorn')
@@ -186,7 +190,8 @@ class RegionDiscoveryHead(nn.Module):
                  teacher_temperature: float = 0.04,
                  center_momentum: float = 0.9, sinkhorn_iters: int = 3,
                  sum_directions: bool = False,
-                 loss_terms=('align', 'c'), detach_input: bool = False):
+                 loss_terms=('align', 'c'), detach_input: bool = False,
+                 batch_mean_embeddings: bool = False):
         super().__init__()
         loss_terms = tuple(loss_terms)
         if not loss_terms or set(loss_terms) - {'align', 'c'}:
@@ -213,6 +218,7 @@ class RegionDiscoveryHead(nn.Module):
                                 num_heads=num_heads, temperature=temperature,
                                 detach_input=detach_input)
         self.sum_directions = bool(sum_directions)
+        self.batch_mean_embeddings = bool(batch_mean_embeddings)
         self.loss_terms = loss_terms
         self.loss_weight = loss_weight
         self.temperature = temperature
@@ -312,7 +318,12 @@ class RegionDiscoveryHead(nn.Module):
 
     def loss_consistency(self, z_online: torch.Tensor,
                          z_target: torch.Tensor) -> torch.Tensor:
-        """One direction of Eq. 13 as a loss, averaged over the N queries."""
+        """One direction of Eq. 13 as a loss, averaged over the N queries
+        (over the batch's mean embeddings with ``batch_mean_embeddings``)."""
+        if self.batch_mean_embeddings and z_online.dim() == 3:
+            # FRA: one prototype per query over the batch, (1, N, D).
+            z_online = z_online.mean(dim=0, keepdim=True)
+            z_target = z_target.mean(dim=0, keepdim=True)
         d = z_online.shape[-1]
         return self.predictor.loss(z_online.reshape(-1, d),
                                    z_target.reshape(-1, d))
