@@ -721,3 +721,34 @@ def test_cache_sharing_benchmark_quick():
     assert [r['pairs_computed'] for r in obj['runs']] == [
         r['distinct_new'] for r in obj['runs']]
     assert len(obj['runs']) == 12 and obj['input']['quick'] is True
+
+
+def test_a_linked_clip_folder_is_refused_and_nothing_is_written_through_it(tmp_path):
+    """Issue 20, case 6: a clip folder of the cache linked elsewhere."""
+    rec = make_clip(tmp_path / 'data')
+    cache = cache_for(tmp_path)
+    clip_dir = cache.clip_dir(rec)
+    clip_dir.parent.mkdir(parents=True)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    # a file the stale-pair clean-up would delete, were the link followed
+    victim = elsewhere / (os.path.basename(rec.frame_paths[3]) + '.0123456789abcdef.npy')
+    victim.write_bytes(b'keep me')
+    clip_dir.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(fc.FlowCacheError, match=rf'flow cache folder {clip_dir} is a '
+                                                rf'symbolic link \(to {elsewhere}\)'):
+        cache.load_or_build(rec)
+    assert victim.read_bytes() == b'keep me'
+    assert sorted(p.name for p in elsewhere.iterdir()) == [victim.name]
+    # a linked subject folder too; the root itself may be a link
+    clip_dir.unlink()
+    subject_dir = clip_dir.parent
+    subject_dir.rmdir()
+    subject_dir.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(fc.FlowCacheError, match=f'{subject_dir} is a symbolic link'):
+        cache.load_or_build(rec)
+    linked_root = tmp_path / 'root_link'
+    linked_root.symlink_to(tmp_path / 'real_root', target_is_directory=True)
+    (tmp_path / 'real_root').mkdir()
+    ok = FlowCache(str(linked_root), FAST, SamplingConfig(num_instances=4))
+    assert ok.load_or_build(rec)['flows'].shape[0] == 4

@@ -353,8 +353,40 @@ class FlowCache:
         return self._as_set(record, positions, got)
 
     # ------------------------------------------------------------ writing
+    def _refuse_links(self, folder: Path) -> None:
+        """Refuse a symbolic link between the cache root and ``folder``.
+
+        The cache creates files and deletes stale ones in a clip's folder; a
+        clip, subject, dataset or setting folder linked elsewhere (in a cache
+        a group shares) would make it write and delete in the link's target.
+        The root itself may be a link (a cache placed on another disk).
+
+        Raises:
+            FlowCacheError: Naming the linked folder and its target.
+        """
+        try:
+            rel = folder.relative_to(self.root)
+        except ValueError:
+            return
+        current = self.root
+        for part in rel.parts:
+            current = current / part
+            if current.is_symlink():
+                try:
+                    target = os.readlink(current)
+                except OSError:
+                    target = '?'
+                raise FlowCacheError(
+                    f'flow cache folder {current} is a symbolic link (to {target}): '
+                    'the cache never writes or deletes through a link; remove the '
+                    'link (the cache recomputes what it needs)')
+            if not current.exists():
+                return
+
     def _mkdir(self, folder: Path) -> None:
-        """Create ``folder`` (inside ``flow_dir``) and the setting's manifest."""
+        """Create ``folder`` (inside ``flow_dir``) and the setting's manifest;
+        a linked folder on the way is refused (:meth:`_refuse_links`)."""
+        self._refuse_links(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -362,6 +394,8 @@ class FlowCache:
                 f'flow cache folder {folder} cannot be created '
                 f'({err.strerror or err}); set flow_cache to a writable '
                 f'folder') from None
+        # a link swapped in while the folders were made
+        self._refuse_links(folder)
         manifest = self.flow_dir / 'flow_key.json'
         if not manifest.exists():
             # For people and tools listing the cache; created once, never
@@ -466,6 +500,7 @@ class FlowCache:
             # (recomputed), and an fsync per pair doubled the time of a
             # Farneback fill (benchmarks/README.md).
             self._atomic_write(path, write, sync=False)
+            self._refuse_links(path.parent)
             self._drop_stale(path)
         if bad:
             raise ValueError(
