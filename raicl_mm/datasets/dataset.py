@@ -46,6 +46,53 @@ def prepare_synthetic(spec: dict) -> dict:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+#: Datasets distributed as whole frames (DATASETS.md): SAMM 960x650 grey,
+#: CAS(ME)^3 part A 1280x720. Their flow needs the face aligned first.
+WHOLE_FRAME_DATASETS = ('samm', 'casme3')
+#: A frame this wide or high (px) is taken as a whole frame, not a face crop.
+WHOLE_FRAME_PX = 600
+UNCROPPED_POLICIES = ('error', 'allow')
+
+
+def _frame_size(path: str):
+    """``(width, height)`` from the image header, or None when unreadable."""
+    try:
+        from PIL import Image
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - a damaged frame is reported elsewhere
+        return None
+
+
+def check_cropped(records, flow_cfg, uncropped: str = 'error') -> None:
+    """Refuse whole frames of SAMM / CAS(ME)^3 read without a face crop.
+
+    The flow of a whole 960x650 frame resized to 112 px is mostly background;
+    ``flow_cfg.face_crop='landmarks'`` aligns the face first (docs/data.md).
+    The onset frame of each such dataset's first clip is measured once.
+
+    Raises:
+        ValueError: One line naming the dataset, the frame, its size and how
+            to go on (``face_crop='landmarks'``, or ``uncropped='allow'``).
+    """
+    if flow_cfg.face_crop is not None or uncropped == 'allow':
+        return
+    seen = set()
+    for rec in records:
+        if rec.dataset not in WHOLE_FRAME_DATASETS or rec.dataset in seen \
+                or not rec.frame_paths:
+            continue
+        seen.add(rec.dataset)
+        size = _frame_size(rec.frame_paths[0])
+        if size and max(size) >= WHOLE_FRAME_PX:
+            raise ValueError(
+                f'{rec.dataset} frames are whole frames ({size[0]}x{size[1]}, e.g. '
+                f'{rec.frame_paths[0]}) and flow_cfg.face_crop is None: set '
+                "flow_cfg.face_crop='landmarks' in the three loaders' dataset dicts "
+                '(docs/data.md, "Aligning uncropped frames"), or '
+                "dataset.uncropped='allow' to use the whole frames on purpose")
+
+
 @DATASETS.register_module()
 class MicroExpressionFlowDataset(BaseActionDataset):
     SPLITS = ('train', 'test', 'all', 'inner_train', 'inner_val', 'val')
@@ -107,6 +154,9 @@ class MicroExpressionFlowDataset(BaseActionDataset):
             None, test=[...], val_fraction=0.2, seed=0)``
             (:func:`raicl_mm.datasets.folds.check_holdout`); then ``fold``
             is None and ``split`` is ``'train'``, ``'val'`` or ``'test'``.
+        uncropped: ``'error'`` (default): refuse SAMM / CAS(ME)^3 whole
+            frames (600 px or more) read with ``flow_cfg.face_crop=None``,
+            saying how to align them; ``'allow'`` uses them as they are.
         on_missing: ``'error'`` (default: refuse a split with clips whose
             instance set could not be made, one line naming them) or
             ``'skip'`` (leave them out, warn, list them in ``missing``).
@@ -122,6 +172,7 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                  inner_val: Optional[dict] = None,
                  synthetic: Optional[dict] = None,
                  on_missing: str = 'error', holdout: Optional[dict] = None,
+                 uncropped: str = 'error',
                  **kwargs):
         if split not in self.SPLITS:
             raise ValueError(f'split must be one of {self.SPLITS}, got {split!r}')
@@ -145,6 +196,10 @@ class MicroExpressionFlowDataset(BaseActionDataset):
             raise ValueError(f'dataset on_missing={on_missing!r} is unknown; '
                              f'valid: {", ".join(MISSING_POLICIES)}')
         self.on_missing = on_missing
+        if uncropped not in UNCROPPED_POLICIES:
+            raise ValueError(f'dataset uncropped={uncropped!r} is unknown; valid: '
+                             f'{", ".join(UNCROPPED_POLICIES)}')
+        self.uncropped = uncropped
         self.planned: List[str] = []
         self.missing: List[dict] = []
         self.records: list = []
@@ -207,6 +262,7 @@ class MicroExpressionFlowDataset(BaseActionDataset):
                 raise ValueError(f'{rec.sample_id}: label {rec.label!r} is not '
                                  f'a class of {self.protocol} {classes}')
         self.planned = [r.sample_id for r in records]
+        check_cropped(records, self.flow_cfg, self.uncropped)
         sets, self.missing, _ = load_instance_sets(
             records, self.cache, workers=self.flow_workers)
         where = (f'{self.protocol} split {self.split!r}'

@@ -30,7 +30,7 @@ LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 #: ``test_mode``, ``pipeline`` and ``flow_workers`` may differ).
 SHARED_DATA_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file',
                     'flow_cfg', 'sampling', 'flow_cache', 'fold', 'synthetic',
-                    'inner_val', 'holdout', 'on_missing')
+                    'inner_val', 'holdout', 'on_missing', 'uncropped')
 
 #: Top-level keys read by MMEngine / mmaction2 besides the Runner's arguments.
 _EXTRA_KEYS = {
@@ -239,6 +239,9 @@ def resolve_folds(fold, folds: Sequence[str]):
         parts = list(fold)
     else:
         parts = [p for p in str(fold).split(',') if p.strip()]
+    if not parts:
+        raise ConfigError(f'--fold {fold!r} names no subject (an index, a fold key '
+                          'or a subject id; several comma-separated)')
     keys = [resolve_fold(p, folds) for p in parts]
     if len(set(keys)) != len(keys):
         raise ConfigError(f'--fold {fold}: a subject is named twice')
