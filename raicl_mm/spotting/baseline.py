@@ -46,7 +46,7 @@ class _SpotterBase:
     def __init__(self, p: Optional[Dict[str, float]] = None, tune_p: bool = True,
                  p_grid: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)),
                  suppress_micro_in_macro: bool = True):
-        self.p = dict(micro=0.5, macro=0.5, **(p or {}))
+        self.p = {**dict(micro=0.5, macro=0.5), **(p or {})}
         self.tune_p = bool(tune_p)
         self.p_grid = tuple(float(x) for x in p_grid)
         self.suppress = bool(suppress_micro_in_macro)
