@@ -82,6 +82,24 @@ def parse_args(argv=None):
                    help='Runner / bare-loop pairs, alternated')
     p.add_argument('--device', choices=('auto', 'cpu', 'cuda'),
                    default='auto')
+    p.add_argument('--amp', choices=('none', 'bf16', 'fp16'), default='none',
+                   help="mixed precision: the Runner gets mmengine's "
+                   "AmpOptimWrapper with this dtype (CUDA only, as mmengine "
+                   "asserts), the bare loop torch.autocast with the same "
+                   "dtype (+ GradScaler for fp16)")
+    p.add_argument('--num-workers', type=int, default=None,
+                   help='train_dataloader.num_workers (default: the '
+                   "config's, 0 = the data pipeline in the training loop's "
+                   'thread); > 0 runs it beside the step in worker '
+                   'processes (persistent_workers=True)')
+    p.add_argument('--data-dir', default=None,
+                   help="generate the config's synthetic set and its flow "
+                   'cache under this folder (shared by runs that name the '
+                   "same folder) instead of the config's paths")
+    p.add_argument('--flow-method', choices=('tvl1', 'farneback',
+                                             'tvl1_torch'), default=None,
+                   help="flow_cfg.method of every loader (tvl1_torch where "
+                   'OpenCV has no cv2.optflow, e.g. the GPU machine)')
     p.add_argument('--profile', type=int, default=0, metavar='N',
                    help='after the timed repeats, one more Runner train() '
                    'under cProfile (not in the figures): the top N functions '
@@ -105,6 +123,39 @@ def quick_options(tmp):
         'flow_cache': osp.join(tmp, 'cache')})
     opts.update(for_every_loader(data))
     return opts
+
+
+def data_dir_options(data_dir):
+    """The synthetic set, its sheet and the flow cache under ``data_dir``
+    for every loader."""
+    out = osp.join(osp.abspath(data_dir), 'synthetic')
+    return for_every_loader({
+        'synthetic.out': out,
+        'data_roots.casme2': osp.join(out, 'Cropped'),
+        'ann_files.casme2': osp.join(out, 'CASME2-coding-synthetic.xlsx'),
+        'flow_cache': osp.join(osp.abspath(data_dir), 'cache')})
+
+
+def runtime_options(args):
+    """--amp / --num-workers / --data-dir / --flow-method as config
+    options (the bare loop reads --amp itself)."""
+    opts = {}
+    if args.data_dir:
+        opts.update(data_dir_options(args.data_dir))
+    if args.flow_method:
+        opts.update(for_every_loader({'flow_cfg.method': args.flow_method}))
+    if args.num_workers is not None:
+        opts['train_dataloader.num_workers'] = args.num_workers
+        opts['train_dataloader.persistent_workers'] = args.num_workers > 0
+    if args.amp != 'none':
+        opts['optim_wrapper.type'] = 'AmpOptimWrapper'
+        opts['optim_wrapper.dtype'] = ('bfloat16' if args.amp == 'bf16'
+                                       else 'float16')
+        opts['optim_wrapper.loss_scale'] = 'dynamic'
+    return opts
+
+
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 
 
 def build_cfg(args, options, work_dir):
@@ -238,8 +289,10 @@ def bare_data(dataset, device):
     return sets, samples
 
 
-def run_bare(cfg, dataset, device, sync, warmup, iters, seed=0):
-    """Same model, losses, optimizer, batch size: a plain PyTorch loop."""
+def run_bare(cfg, dataset, device, sync, warmup, iters, seed=0, amp='none'):
+    """Same model, losses, optimizer, batch size: a plain PyTorch loop
+    (under ``torch.autocast`` with ``amp``'s dtype, as AmpOptimWrapper)."""
+    import contextlib
     import torch
     from mmaction.registry import MODELS
     from mmengine.registry import init_default_scope
@@ -272,13 +325,28 @@ def run_bare(cfg, dataset, device, sync, warmup, iters, seed=0):
                                      .to(sets[i].device)])
         return torch.stack(pairs), [samples[i] for i in idx]
 
+    if amp == 'none':
+        cast = contextlib.nullcontext
+        scaler = None
+    else:
+        dtype = getattr(torch, AMP_DTYPES[amp])
+        cast = lambda: torch.autocast(device_type=device,  # noqa: E731
+                                      dtype=dtype)
+        scaler = torch.amp.GradScaler(device) if amp == 'fp16' else None
+
     def step():
         inputs, ds = batch()
-        losses = model(inputs, ds, mode='loss')
+        with cast():
+            losses = model(inputs, ds, mode='loss')
         loss, _ = model.parse_losses(losses)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
         model.update_target()
 
     for _ in range(warmup):
@@ -302,10 +370,14 @@ def main(argv=None):
                         and torch.cuda.is_available()) else 'cpu'
     if args.device == 'cuda' and device != 'cuda':
         raise SystemExit('--device cuda: no CUDA device')
+    if args.amp != 'none' and device != 'cuda':
+        raise SystemExit(f'--amp {args.amp}: mmengine\'s AmpOptimWrapper '
+                         'needs CUDA (it asserts is_cuda_available())')
     sync = make_sync(device)
     tmp = tempfile.mkdtemp(prefix='bench_train_')
     try:
         options = dict(quick_options(tmp)) if args.quick else {}
+        options.update(runtime_options(args))
         options.update(args.cfg_options)
         threads = torch.get_num_threads()
         runs, runner_rates, bare_rates, ratios = [], [], [], []
@@ -344,7 +416,7 @@ def main(argv=None):
                     del runner
                 else:
                     bt = run_bare(cfg, dataset, device, sync, args.warmup,
-                                  timed_iters, seed=r)
+                                  timed_iters, seed=r, amp=args.amp)
                     bt['threads'] = torch.get_num_threads()
                     rates['bare'] = bs / bt['s_per_iter']
                     runs.append(dict(what='bare PyTorch loop', **_round(bt),
@@ -374,6 +446,9 @@ def main(argv=None):
                         cfg_options={k: str(v) for k, v in options.items()},
                         flow_size=list(cfg.train_dataloader.dataset.flow_cfg['size']),
                         timed_iters=runs[0]['iters'], warmup=args.warmup,
+                        amp=args.amp,
+                        num_workers=int(cfg.train_dataloader.get(
+                            'num_workers', 0)),
                         repeats=args.repeats, torch_threads=threads,
                         quick=args.quick, **plan),
             device=common.machine(device),
