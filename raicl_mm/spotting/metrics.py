@@ -198,9 +198,15 @@ def str_score(videos: Iterable[Mapping[str, Any]], track: str = 'micro',
     """Spotting scores, the analysis of ``track``'s true positives and STRS.
 
     ``track`` is ``'micro'`` (MEGC 2023 STR), ``'macro'`` or ``'overall'``
-    (both types' pairs and counts).
+    (both types' pairs and counts). ``classes`` None = every class of the
+    track's ground truth (the reference's ``set(gt_df['emotion'])``).
     """
-    spot = spotting_scores(list(videos), iou_threshold)
+    videos = list(videos)
+    spot = spotting_scores(videos, iou_threshold)
+    if classes is None:  # the reference: every emotion of the ground truth scored
+        kinds = TYPES if track == 'overall' else (track,)
+        classes = sorted({g[truth_key] for v in videos for g in v.get('gt', [])
+                          if g.get('type', 'micro') in kinds and g.get(truth_key) is not None})
     pairs = (spot['pairs']['micro'] + spot['pairs']['macro']) if track == 'overall' \
         else spot['pairs'][track]
     ana = analysis_scores(pairs, classes, truth_key, pred_key)
