@@ -12,7 +12,7 @@ __set = dict(
     classes=('surprise', 'happiness', 'disgust'),
     class_weights=(0.19, 0.25, 0.56), design='strong_weak',
     amplitude=(0.5, 1.0), amplitude_dist='uniform',
-    subject_amplitude_std=0.25, secondary_ratio=(0.5, 0.7),
+    subject_amplitude_std=0.25, secondary_ratio=(0.2, 0.3),
     secondary_lag=(-0.25, 0.25), weak_ratio=(0.3, 0.5), weak_lag=(-0.3, 0.3),
     apex_range=(0.25, 0.75), apex_error_std=0.12,
     distractor_prob=0.2, distractor_ratio=(0.2, 0.5), blink_prob=0.2,

@@ -64,7 +64,7 @@ BENCHMARK = dict(
 #: so that a plain classifier scores UF1 60-90 at the CPU schedule.
 BENCHMARK_V3 = dict(
     BENCHMARK, design='strong_weak',
-    secondary_ratio=(0.5, 0.7), secondary_lag=(-0.25, 0.25),
+    secondary_ratio=(0.2, 0.3), secondary_lag=(-0.25, 0.25),
     weak_ratio=(0.3, 0.5), weak_lag=(-0.3, 0.3))
 
 PRESETS: Dict[str, Dict[str, Any]] = {
