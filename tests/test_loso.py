@@ -403,12 +403,14 @@ def test_flow_failure_is_in_the_plan_and_refused_by_the_report(
     assert plan['failed_samples'] == [dict(
         sample_id=victim, fold='casme2_02',
         error='RuntimeError: no face found in the onset frame')]
+    from raicl_mm.protocol.plan import write_fold_stamp
     for fold, ids in plan['fold_samples'].items():
         (work / f'fold_{fold}').mkdir()
         (work / f'fold_{fold}' / 'predictions.json').write_text(json.dumps(
             dict(classes=plan['classes'], predictions=[
                 dict(sample_id=sid, dataset='casme2', subject=fold[-2:],
-                     gt=0, pred=0) for sid in ids if sid != victim])))
+                     gt=plan['labels'][sid], pred=0) for sid in ids if sid != victim])))
+        write_fold_stamp(str(work / f'fold_{fold}'), plan, fold, 'the test')
     with pytest.raises(IncompleteRunError) as info:
         make_report(str(work))
     assert (f'1 of 9 planned samples not scored: {victim} (flow extraction '
@@ -416,3 +418,102 @@ def test_flow_failure_is_in_the_plan_and_refused_by_the_report(
     rep = make_report(str(work), allow_missing=True)
     assert rep['samples']['scored'] == 8
     assert rep['samples']['missing'][0]['sample_id'] == victim
+
+
+# ------------------------------------------- a work dir belongs to its plan
+@pytest.mark.slow
+def test_stray_one_fold_run_is_refused_and_the_report_unchanged(reference, tiny_config,
+                                                                tmp_path):
+    """Issue 20 case 2: a one-fold run with other settings into a planned fold."""
+    work = _copy_run(reference, tmp_path / 'copy')
+    fold = work / 'fold_casme2_01'
+    before = (fold / 'predictions.json').read_bytes()
+    marker = (fold / 'last_checkpoint').read_text()
+    res = run_tool('train.py', tiny_config, '--fold', '0', '--work-dir', fold,
+                   '--cfg-options', 'train_cfg.max_epochs=2')
+    assert res.returncode == 2, res.stderr[-2000:]
+    err = res.stderr.strip().splitlines()[-1]
+    assert f'{fold} is fold casme2_01 of the LOSO plan {work}/loso_plan.json' in err
+    assert 'train_cfg' in err and f'--work-dir {work} --folds casme2_01' in err
+    assert 'another --work-dir' in err
+    res = run_tool('test.py', tiny_config, str(fold / 'epoch_5.pth'), '--fold', '1',
+                   '--work-dir', fold, '--dump', fold / 'predictions.json')
+    assert res.returncode == 2 and 'fold casme2_02 in the folder of fold casme2_01' \
+        in res.stderr, res.stderr[-2000:]
+    assert (fold / 'predictions.json').read_bytes() == before
+    assert (fold / 'last_checkpoint').read_text() == marker
+    # the plan's own settings, by hand: allowed, and stamped as the plan's
+    res = run_tool('test.py', tiny_config, str(fold / 'epoch_5.pth'), '--fold', '0',
+                   '--work-dir', fold, '--dump', fold / 'predictions.json', *EPOCHS)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert run_tool('loso_report.py', work).returncode == 0
+
+
+def test_report_refuses_predictions_that_are_not_the_plans(reference, tmp_path):
+    from raicl_mm.protocol.plan import STAMP_FILE, write_fold_stamp
+    from raicl_mm.protocol.report import PlanMismatchError, make_report
+    work = _copy_run(reference, tmp_path / 'copy')
+    plan = json.loads((work / 'loso_plan.json').read_text())
+    preds_path = work / 'fold_casme2_02' / 'predictions.json'
+    data = json.loads(preds_path.read_text())
+    data['predictions'][0]['gt'] = (data['predictions'][0]['gt'] + 1) % 3
+    preds_path.write_text(json.dumps(data))
+    with pytest.raises(PlanMismatchError, match=r"fold_casme2_02/predictions\.json "
+                                                r"changed after the plan's run wrote it"):
+        make_report(str(work))
+    # re-stamped by someone: the ground truth is still checked against the plan
+    write_fold_stamp(str(preds_path.parent), plan, 'casme2_02', 'test')
+    sid = data['predictions'][0]['sample_id']
+    with pytest.raises(PlanMismatchError, match=rf"predictions\.json: sample {sid} has "
+                                                r"ground truth .* but the plan labels it"):
+        make_report(str(work))
+    # predictions written under another plan
+    (preds_path.parent / STAMP_FILE).write_text(json.dumps(dict(
+        json.loads((preds_path.parent / STAMP_FILE).read_text()), plan_id='0' * 16)))
+    with pytest.raises(PlanMismatchError, match='written under other settings'):
+        make_report(str(work))
+    res = run_tool('loso_report.py', work)
+    assert res.returncode == 2 and 'fold_casme2_02/predictions.json' in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unstamped_predictions_are_not_taken_as_finished(tmp_path):
+    from raicl_mm.protocol.fold_runner import fold_state
+    from raicl_mm.protocol.plan import plan_id, write_fold_stamp
+    plan = dict(folds=['casme2_01'], classes=['a'], settings=dict(config='x'))
+    plan['plan_id'] = plan_id(plan)
+    fold = tmp_path / 'fold_casme2_01'
+    fold.mkdir()
+    (fold / 'predictions.json').write_text('{"predictions": []}')
+    st = fold_state(str(fold), 5, plan)
+    assert st.action == 'refused' and 'has no loso_fold.json' in st.note
+    assert 'move ' in st.note
+    write_fold_stamp(str(fold), plan, 'casme2_01', 'test')
+    assert fold_state(str(fold), 5, plan).action == 'finished'
+    assert fold_state(str(fold), 5).action == 'finished'   # no plan: as before
+
+
+@pytest.mark.slow
+def test_a_plan_without_stamps_keeps_its_finished_folds(reference, tiny_config, tmp_path):
+    work = _copy_run(reference, tmp_path / 'copy')
+    plan = json.loads((work / 'loso_plan.json').read_text())
+    for key in ('plan_id', 'labels'):
+        plan.pop(key)
+    (work / 'loso_plan.json').write_text(json.dumps(plan))
+    for stamp in work.glob('fold_*/loso_fold.json'):
+        stamp.unlink()
+    res = run_tool('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '3 finished folds of the earlier plan' in res.stdout
+    assert res.stdout.count(': skipped') == 3
+    assert len(list(work.glob('fold_*/loso_fold.json'))) == 3
+
+
+@pytest.mark.slow
+def test_console_shows_fold_scores_pooled_uf1_and_eta(reference):
+    _, res = reference
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith('  fold ')]
+    assert len(lines) == 3
+    assert all(' fold UF1 ' in ln and ' acc ' in ln and 'pooled UF1' in ln
+               for ln in lines), lines
+    assert '[1/3, ETA ' in lines[0] and lines[-1].endswith('[3/3]')

@@ -245,9 +245,15 @@ def test_allow_missing_lists_unscored_samples(run_report, tmp_path):
     assert proc.returncode == 0, proc.stderr
     planned = sum(len(v) for v in truth.values()) + 2
     assert f'samples scored: {planned - 2} of {planned} planned' in proc.stdout
-    assert ('  sub01_clip0 (fold casme2_sub01): flow extraction failed: '
-            'RuntimeError: no face found') in proc.stdout
-    assert '  007_clip2 (fold samm_007): not in fold_samm_007/' in proc.stdout
+    # counts on the console, the list in a file (one line per sample there)
+    assert ('missing samples (not in the scores): 2 (flow extraction failed: 1, '
+            'not in fold_samm_007/predictions.json: 1); listed in '
+            f'{tmp_path / "report" / "missing_samples.tsv"}') in proc.stdout
+    assert 'sub01_clip0 (fold' not in proc.stdout
+    listed = (tmp_path / 'report' / 'missing_samples.tsv').read_text()
+    assert ('sub01_clip0\tcasme2_sub01\tflow extraction failed: '
+            'RuntimeError: no face found') in listed
+    assert '007_clip2\tsamm_007\tnot in fold_samm_007/' in listed
     report = json.loads((tmp_path / 'report' / 'report.json').read_text())
     assert report['samples']['planned'] == planned
     assert report['samples']['scored'] == planned - 2

@@ -52,6 +52,8 @@ def parse_args(argv=None):
                    'plan and folds to WORK_DIR/superseded/ and start anew')
     p.add_argument('--amp', action='store_true')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    p.add_argument('--debug', action='store_true',
+                   help='show the traceback of an error (also RAICL_DEBUG=1)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--plan-only', action='store_true',
                    help='prepare the data, write the plan, print the number '
@@ -80,4 +82,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from raicl_mm.engine.cli import main_guard
+    sys.exit(main_guard(main, tool='loso'))

@@ -32,18 +32,31 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'or samples were not (they are listed)')
     parser.add_argument('--out', default=None,
                         help='output folder (default WORK_DIR/report)')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error (also RAICL_DEBUG=1)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Build the pooled report; 0 on success, 2 when refused."""
     args = parse_args(argv)
+    from raicl_mm.engine.cli import debug_wanted, error_line
     from raicl_mm.protocol.report import make_report, report_lines
     try:
         report = make_report(args.work_dir, args.allow_missing, args.out)
-    except (OSError, ValueError) as err:
-        print(f'loso_report: {err}', file=sys.stderr)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        # a damaged plan or predictions file is the user's input
+        if debug_wanted(args):
+            raise
+        text = str(err).strip().splitlines()
+        print(f'loso_report: {text[0] if text else type(err).__name__}',
+              file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - one line unless --debug
+        if debug_wanted(args):
+            raise
+        print(f'loso_report: {error_line(err, False)}', file=sys.stderr)
+        return 1
     print('\n'.join(report_lines(report)))
     return 0
 

@@ -44,6 +44,11 @@ def build_cfg(args):
     cfg.launcher = args.launcher
     fold_name = (cli.apply_fold(cfg, args.fold) if args.fold is not None
                  else cli.default_fold_name(cfg))
+    if fold_name == 'all':
+        # every subject: a LOSO checkpoint was trained on all but one of them
+        print('warning: --fold all scores every subject of the protocol, including '
+              'those the checkpoint was trained on: its UF1 is not a held-out score '
+              '(score a fold\'s own test subject with --fold KEY)', file=sys.stderr)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -61,20 +66,33 @@ def build_cfg(args):
     cfg.resume = False
     if args.trust_checkpoint:
         cfg.trust_checkpoint = True
-    # Training-only parts are not needed to score.
-    cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = None
-    cfg.param_scheduler = None
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    # Training-only parts are not needed to score. Options that set them
+    # (a LOSO plan's train_cfg.max_epochs=...) are merged before they are
+    # dropped, so the same --cfg-options serve train.py and test.py.
+    options = dict(args.cfg_options or {})
+    training = {k: v for k, v in options.items()
+                if k.split('.')[0] in cli.TRAINING_ONLY}
+    if training:
+        cfg.merge_from_dict(training)
+    for key in cli.TRAINING_ONLY:
+        if key in cfg:
+            cfg[key] = None
     if args.mode is not None:
         cli.set_test_mode(cfg, args.mode)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    rest = {k: v for k, v in options.items() if k not in training}
+    if rest:
+        cfg.merge_from_dict(rest)
     args.json_dump = json_dump
+    # a fold folder of a LOSO work dir is the plan's: refused with other settings
+    args.plan_guard = cli.guard_planned_fold(args, cfg, fold_name, None)
     return cfg
 
 
 def test(runner, args):
     runner.test()
+    from raicl_mm.engine.cli import stamp_planned_fold
+    stamp_planned_fold(getattr(args, 'plan_guard', None), runner.work_dir,
+                       'tools/test.py', args.json_dump)
     if args.show_dir:
         from raicl_mm.engine.cli import confusion_picture
         print(confusion_picture(args.json_dump, args.show_dir))
@@ -88,4 +106,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from raicl_mm.engine.cli import main_guard
+    sys.exit(main_guard(main))

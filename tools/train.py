@@ -107,6 +107,9 @@ def build_cfg(args):
             'trust_checkpoint'):
         from raicl_mm import compat
         compat.trust_checkpoint(cfg.load_from)
+    # a fold folder of a LOSO work dir is the plan's: refused with other settings
+    args.plan_guard = cli.guard_planned_fold(args, cfg, fold_name, args.amp)
+    args.predictions = predictions
     return cfg
 
 
@@ -149,6 +152,9 @@ def train(runner, args):
         if best:
             runner.load_checkpoint(best)
         runner.test()
+    from raicl_mm.engine.cli import stamp_planned_fold
+    stamp_planned_fold(getattr(args, 'plan_guard', None), runner.work_dir,
+                       'tools/train.py', getattr(args, 'predictions', None))
 
 
 def main(argv=None):
@@ -159,4 +165,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from raicl_mm.engine.cli import main_guard
+    sys.exit(main_guard(main))

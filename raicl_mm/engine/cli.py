@@ -20,6 +20,51 @@ class ToolError(Exception):
     """A user error a tool reports in one line (exit status 2)."""
 
 
+#: Parts of a config only training reads; tools/test.py drops them.
+TRAINING_ONLY = ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
+                 'val_dataloader', 'val_cfg', 'val_evaluator', 'auto_scale_lr')
+
+#: Set to 1 (or pass ``--debug``) for the traceback of an error.
+DEBUG_ENV = 'RAICL_DEBUG'
+
+
+def debug_wanted(args=None) -> bool:
+    """``--debug`` or ``RAICL_DEBUG=1``: show tracebacks instead of one line."""
+    return bool(getattr(args, 'debug', False)) or os.environ.get(
+        DEBUG_ENV, '').strip() not in ('', '0', 'false', 'no')
+
+
+def error_line(err: BaseException, expected: bool) -> str:
+    """``error: ...`` for the user; an unexpected type is named, with how to
+    see the traceback."""
+    if expected:
+        return f'error: {one_line(err)}'
+    return (f'error: {type(err).__name__}: {one_line(err)} (rerun with --debug or '
+            f'{DEBUG_ENV}=1 for the traceback)')
+
+
+def main_guard(main, argv=None, tool: str = '') -> int:
+    """Run a tool's ``main``: any exception becomes one line and exit status
+    2 (1 for an internal error), the traceback only with ``--debug`` /
+    ``RAICL_DEBUG=1``. ``SystemExit`` (argparse) and Ctrl-C pass."""
+    debug = '--debug' in (sys.argv[1:] if argv is None else list(argv))
+    try:
+        return main(argv)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - the one place that reports it
+        if debug or debug_wanted():
+            raise
+        try:
+            expected = isinstance(err, user_errors() + (ValueError, OSError,
+                                                         TypeError, KeyError))
+        except Exception:  # noqa: BLE001 - the stack cannot even be imported
+            expected = False
+        prefix = f'{tool}: ' if tool else ''
+        print(prefix + error_line(err, expected), file=sys.stderr)
+        return 2 if expected else 1
+
+
 def add_common_args(parser, checkpoint_help: str) -> None:
     """Flags that train.py and test.py share with mmaction2's tools."""
     from mmengine.config import DictAction
@@ -39,6 +84,8 @@ def add_common_args(parser, checkpoint_help: str) -> None:
                         choices=['none', 'pytorch', 'slurm', 'mpi'],
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--debug', action='store_true',
+                        help=f'show the traceback of an error (also {DEBUG_ENV}=1)')
 
 
 def parse_tool_args(parser, argv=None):
@@ -59,6 +106,44 @@ def read_config(path: str):
         raise ToolError(f'config file {path}: {type(err).__name__}: '
                         f'{str(err).splitlines()[0] if str(err) else ""}'
                         ) from None
+
+
+#: Top-level keys of a data-only config (``tools/dataset_info.py`` reads one).
+DATA_ONLY_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file', 'sampling',
+                  'flow_cfg', 'holdout', 'synthetic', 'flow_cache', 'on_missing')
+
+
+def load_checked_config(path, cfg_options=None, data_only: bool = False):
+    """What every tool reads a config with: ``Config.fromfile``, the
+    ``--cfg-options`` merged last, then the checks ``RaICLRunner`` runs
+    (:func:`raicl_mm.engine.config.check_config`), before any data is read.
+
+    Args:
+        path: The config file (or an already read ``Config``).
+        cfg_options: ``--cfg-options`` (dotted keys).
+        data_only: Also accept a data-only config (the data settings as
+            top-level keys, no loaders); its other top-level keys are refused.
+
+    Raises:
+        ToolError: A missing or broken file, or an option that cannot merge.
+        ConfigError: A key that reaches nothing, loaders that disagree...
+    """
+    from mmengine.config import Config
+    from .config import check_config, flow_datasets
+    cfg = path if isinstance(path, Config) else read_config(path)
+    if cfg_options:
+        try:
+            cfg.merge_from_dict(dict(cfg_options))
+        except Exception as err:  # noqa: BLE001 - mmengine raises TypeError/KeyError
+            raise ToolError(f'--cfg-options: {one_line(err)}') from None
+    if data_only and not list(flow_datasets(cfg)) and 'runner_type' not in cfg:
+        dead = [k for k in cfg.keys() if k not in DATA_ONLY_KEYS]
+        if dead:
+            raise ConfigError(f"top-level config key '{dead[0]}' reaches nothing in a "
+                              f'data-only config (keys: {", ".join(DATA_ONLY_KEYS)})')
+        return cfg
+    check_config(cfg)
+    return cfg
 
 
 def apply_fold(cfg, fold) -> Optional[str]:
@@ -172,6 +257,92 @@ def add_tensorboard_if_available(cfg) -> bool:
     return True
 
 
+def planned_fold(work_dir: Optional[str]):
+    """``(plan, fold key, LOSO work dir)`` when ``work_dir`` is a fold folder
+    of a LOSO work dir (its parent holds ``loso_plan.json``), else None."""
+    if not work_dir:
+        return None
+    from raicl_mm.protocol.plan import PLAN_FILE, PlanError, read_plan
+    folder = osp.abspath(work_dir)
+    parent, name = osp.dirname(folder), osp.basename(folder)
+    if not name.startswith('fold_') or not osp.isfile(osp.join(parent, PLAN_FILE)):
+        return None
+    try:
+        plan = read_plan(parent)
+    except PlanError as err:
+        raise ToolError(str(err)) from None
+    key = name[len('fold_'):]
+    if key not in plan['folds']:
+        return None
+    return plan, key, osp.relpath(parent) if not osp.isabs(work_dir) else parent
+
+
+def guard_planned_fold(args, cfg, fold_name: Optional[str], amp: bool = False):
+    """Refuse to write into a fold of a LOSO work dir with other settings.
+
+    A fold folder of a planned work dir holds that plan's results: a stray
+    one-fold run (other options, another fold) would replace them and change
+    the pooled report. The LOSO runner passes the plan's identity
+    (``RAICL_LOSO_PLAN``); a run by hand is allowed when its config and
+    ``--cfg-options`` give the plan's settings and it trains the folder's fold.
+
+    Returns:
+        ``(plan, key)`` for a planned fold (its predictions are stamped after
+        the run), else None.
+
+    Raises:
+        ToolError: Naming the fold, the plan, what differs and how to go on.
+    """
+    hit = planned_fold(cfg.get('work_dir'))
+    if hit is None:
+        return None
+    plan, key, loso_dir = hit
+    from raicl_mm.protocol.plan import (PLAN_ENV, plan_differences, plan_id,
+                                        run_settings)
+    if os.environ.get(PLAN_ENV) == plan_id(plan) and fold_name == key:
+        return plan, key
+    diffs = []
+    if fold_name != key:
+        diffs.append(f'fold {fold_name or "(none)"} in the folder of fold {key}')
+    if 'settings' in plan:
+        try:
+            base = read_config(args.config)
+            if args.cfg_options:
+                base.merge_from_dict(dict(args.cfg_options))
+            from .config import check_config
+            check_config(base)
+            probe = dict(plan, settings=run_settings(
+                args.config, base, args.cfg_options,
+                amp if amp is not None else plan['settings'].get('amp', False)))
+            diffs += plan_differences(plan, probe)
+        except (ConfigError, ValueError) as err:
+            diffs.append(f'the settings cannot be compared ({one_line(err)})')
+    if not diffs:
+        return plan, key
+    shown = '; '.join(diffs[:4]) + (f'; +{len(diffs) - 4} more' if len(diffs) > 4 else '')
+    raise ToolError(
+        f'{cfg.work_dir} is fold {key} of the LOSO plan '
+        f'{osp.join(loso_dir, "loso_plan.json")}, made with other settings ({shown}); '
+        f'it is left as it is. To rerun this fold with the plan\'s settings: '
+        f'tools/loso.py {plan.get("config") or args.config} --work-dir {loso_dir} '
+        f'--folds {key}; to try these settings, pass another --work-dir')
+
+
+def stamp_planned_fold(guard, work_dir: str, tool: str,
+                       wrote: Optional[str] = None) -> None:
+    """After a run allowed by :func:`guard_planned_fold` that wrote the fold's
+    ``predictions.json`` (``wrote``): mark it as the plan's (main process only)."""
+    if not guard or not wrote or osp.abspath(wrote) != osp.abspath(
+            osp.join(work_dir, 'predictions.json')):
+        return
+    from mmengine.dist import is_main_process
+    if not is_main_process():
+        return
+    from raicl_mm.protocol.plan import write_fold_stamp
+    plan, key = guard
+    write_fold_stamp(work_dir, plan, key, tool)
+
+
 def one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -199,20 +370,31 @@ def run_tool(build_cfg: Callable, args, action: Callable) -> int:
 
     from .runner import RaICLRunner
     errors = user_errors()
+    debug = debug_wanted(args)
+    # Before the Runner trains, a ValueError / TypeError / OSError comes from
+    # the config, the data or the files named: the user's input. After
+    # that, only the known user errors are; anything else is named with
+    # how to get the traceback.
+    setup_errors = errors + (ValueError, TypeError, KeyError, OSError)
     try:
         cfg = build_cfg(args)
         # A config of its own (no runner_type) is still checked: our tools
         # build it with RaICLRunner rather than a bare Runner.
         runner = (RUNNERS.build(cfg) if 'runner_type' in cfg
                   else RaICLRunner.from_cfg(cfg))
-    except errors as err:
-        print(f'error: {one_line(err)}', file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - one line unless --debug
+        if debug:
+            raise
+        print(error_line(err, isinstance(err, setup_errors)), file=sys.stderr)
         return 2
     try:
         action(runner, args)
-    except errors as err:
-        print(f'error: {one_line(err)}', file=sys.stderr)
-        return 2
+    except Exception as err:  # noqa: BLE001 - one line unless --debug
+        if debug:
+            raise
+        expected = isinstance(err, setup_errors)
+        print(error_line(err, expected), file=sys.stderr)
+        return 2 if expected else 1
     finally:
         # gloo ranks that exit without closing the group abort (exit -6).
         import torch.distributed as dist

@@ -86,13 +86,17 @@ def _epoch_checkpoints(fold_dir: str) -> List[str]:
     return [p for _, p in sorted(found, key=lambda t: -int(t[0].group(1)))]
 
 
-def fold_state(fold_dir: str, max_epochs: Optional[int]) -> FoldState:
+def fold_state(fold_dir: str, max_epochs: Optional[int],
+               plan: Optional[Dict] = None) -> FoldState:
     """Decide what a fold folder needs next (see the module's table).
 
     Args:
         fold_dir: ``WORK_DIR/fold_KEY``.
         max_epochs: ``train_cfg.max_epochs`` of the run; a checkpoint of
             that epoch is final.
+        plan: The LOSO plan: predictions count as finished only when their
+            stamp says this plan's run wrote them (:func:`.plan.fold_stamp_problem`);
+            others are refused, never taken as finished nor overwritten.
 
     Returns:
         The :class:`FoldState`.
@@ -102,6 +106,14 @@ def fold_state(fold_dir: str, max_epochs: Optional[int]) -> FoldState:
     if not osp.isdir(fold_dir):
         return FoldState('train')
     if osp.isfile(osp.join(fold_dir, PREDICTIONS_FILE)):
+        if plan is not None:
+            from .plan import fold_stamp_problem
+            key = osp.basename(osp.normpath(fold_dir))[len('fold_'):]
+            problem = fold_stamp_problem(fold_dir, plan, key)
+            if problem:
+                return FoldState('refused', None, (
+                    f'{problem}; move {fold_dir} away (or rerun tools/loso.py with '
+                    '--new-plan) to train this fold again'))
         return FoldState('finished')
 
     def classify(path: str, marker: bool) -> FoldState:
@@ -259,7 +271,8 @@ def _last_error(log_path: str) -> str:
 def run_fold(key: str, work_dir: str, config: str, max_epochs: Optional[int],
              cfg_options: Optional[Dict] = None, amp: bool = False,
              env: Optional[Dict[str, str]] = None,
-             pass_fds: Sequence[int] = ()) -> FoldResult:
+             pass_fds: Sequence[int] = (),
+             plan: Optional[Dict] = None) -> FoldResult:
     """Bring one fold to ``predictions.json`` (train, resume or test).
 
     Args:
@@ -271,13 +284,19 @@ def run_fold(key: str, work_dir: str, config: str, max_epochs: Optional[int],
         amp: Pass ``--amp`` to training.
         env: Environment of the tool (threads, GPU).
         pass_fds: See :func:`start_guarded`.
+        plan: The LOSO plan: the tool is told its identity (it may then
+            write into the planned fold) and the predictions are stamped.
 
     Returns:
         The :class:`FoldResult`.
     """
     fold_dir = osp.join(work_dir, f'fold_{key}')
     os.makedirs(fold_dir, exist_ok=True)
-    state = fold_state(fold_dir, max_epochs)
+    state = fold_state(fold_dir, max_epochs, plan)
+    env = dict(env or os.environ)
+    if plan is not None:
+        from .plan import PLAN_ENV, plan_id
+        env[PLAN_ENV] = plan_id(plan)
     if state.action == 'finished':
         return FoldResult(key, 'skipped')
     if state.action == 'refused':
@@ -294,7 +313,7 @@ def run_fold(key: str, work_dir: str, config: str, max_epochs: Optional[int],
             log.write(f'{state.note}\n'.encode())
         log.flush()
         try:
-            proc = start_guarded(cmd, log, dict(env or os.environ), pass_fds)
+            proc = start_guarded(cmd, log, env, pass_fds)
         except RuntimeError as err:
             return FoldResult(key, 'failed', 0.0, str(err))
         try:
@@ -303,6 +322,9 @@ def run_fold(key: str, work_dir: str, config: str, max_epochs: Optional[int],
             _forget(proc)
     secs = time.time() - t0
     if osp.isfile(osp.join(fold_dir, PREDICTIONS_FILE)) and rc == 0:
+        if plan is not None:
+            from .plan import write_fold_stamp
+            write_fold_stamp(fold_dir, plan, key, f'tools/loso.py ({state.action})')
         return FoldResult(key, 'tested' if state.action == 'test'
                           else 'finished', secs, state.note)
     if stopping():

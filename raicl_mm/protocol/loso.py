@@ -18,7 +18,7 @@ import os.path as osp
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Dict, List, Optional, Sequence
 
 from . import fold_runner
@@ -85,6 +85,8 @@ def _plan_under_lock(config: str, cfg, work_dir: str, cfg_options, amp: bool,
         else:
             plan['created'] = old.get('created', plan['created'])
     write_plan(work_dir, plan)
+    if old is not None and not new_plan and 'plan_id' not in old:
+        _adopt_unstamped_folds(work_dir, plan)
     if plan['failed_samples']:
         from raicl_mm.engine.config import data_settings
         policy = data_settings(cfg).get('on_missing', 'error')
@@ -100,6 +102,21 @@ def _plan_under_lock(config: str, cfg, work_dir: str, cfg_options, amp: bool,
              + ', '.join(f['sample_id'] for f in plan['failed_samples'])
              + f'; {hint}', err=True)
     return plan
+
+
+def _adopt_unstamped_folds(work_dir: str, plan: Dict) -> None:
+    """A plan written before folds were stamped: its finished folds (same
+    settings, checked above) are stamped now, so nothing computed is lost."""
+    from .plan import STAMP_FILE, write_fold_stamp
+    adopted = []
+    for key in plan['folds']:
+        fold_dir = osp.join(work_dir, f'fold_{key}')
+        if not osp.isfile(osp.join(fold_dir, STAMP_FILE)) and write_fold_stamp(
+                fold_dir, plan, key, 'adopted from a plan without stamps'):
+            adopted.append(key)
+    if adopted:
+        _say(f'{len(adopted)} finished folds of the earlier plan (same settings) are '
+             f'now stamped as this plan\'s: {", ".join(adopted)}')
 
 
 def _mismatch(work_dir: str, diffs: List[str]) -> str:
@@ -137,6 +154,66 @@ def _status_line(res: fold_runner.FoldResult) -> str:
     if res.message:
         text += f' ({res.message})' if res.ok else f': {res.message}'
     return text
+
+
+class _Progress:
+    """The console line of each finished fold: its UF1 and accuracy, the
+    pooled UF1 over the folds finished so far, and an ETA."""
+
+    def __init__(self, work_dir: str, plan: Dict, selected: Sequence[str],
+                 workers: int) -> None:
+        self.work_dir, self.plan = work_dir, plan
+        self.total = len(selected)
+        self.workers = max(1, workers)
+        self.done = 0
+        self.trained_s: List[float] = []
+        self.pooled: Dict[str, tuple] = {}   # fold -> (gts, preds)
+        self.t0 = time.time()
+
+    def _read(self, key: str):
+        import json
+        path = osp.join(self.work_dir, f'fold_{key}', fold_runner.PREDICTIONS_FILE)
+        try:
+            with open(path, encoding='utf-8') as f:
+                preds = json.load(f)['predictions']
+            return ([int(p['gt']) for p in preds], [int(p['pred']) for p in preds])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def line(self, res: fold_runner.FoldResult) -> str:
+        from raicl_mm.evaluation.metrics import confusion_matrix, uf1_uar
+        self.done += 1
+        text = _status_line(res)
+        n_cls = len(self.plan.get('classes') or [])
+        got = self._read(res.key) if res.ok and n_cls else None
+        if got is not None and got[0]:
+            gts, preds = got
+            self.pooled[res.key] = got
+            fold = uf1_uar(confusion_matrix(gts, preds, n_cls))
+            acc = sum(g == p for g, p in zip(gts, preds)) / len(gts)
+            all_g = [g for v in self.pooled.values() for g in v[0]]
+            all_p = [p for v in self.pooled.values() for p in v[1]]
+            pooled = uf1_uar(confusion_matrix(all_g, all_p, n_cls))
+            text += (f'; fold UF1 {100 * fold["UF1"]:.2f} acc {100 * acc:.2f}; '
+                     f'pooled UF1 {100 * pooled["UF1"]:.2f} over {len(self.pooled)} '
+                     'folds')
+        if res.status in ('finished', 'tested') and res.seconds:
+            self.trained_s.append(res.seconds)
+        left = self.total - self.done
+        text += f' [{self.done}/{self.total}'
+        if left and self.trained_s:
+            eta = sum(self.trained_s) / len(self.trained_s) * left / self.workers
+            text += f', ETA {_duration(eta)}'
+        return text + ']'
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f'{seconds} s'
+    if seconds < 3600:
+        return f'{seconds // 60} min {seconds % 60:02d} s'
+    return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
 
 
 def run_protocol(config: str, work_dir: Optional[str] = None,
@@ -194,17 +271,18 @@ def _run_folds(config, cfg, work_dir, plan, selected, workers, gpus, amp,
     _install_stop_handlers()
     max_epochs = _max_epochs(cfg)
     results: List[fold_runner.FoldResult] = []
+    progress = _Progress(work_dir, plan, selected, workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(
             fold_runner.run_fold, key, work_dir, config, max_epochs,
             cfg_options, amp,
             _fold_env(threads, gpus[i % workers % len(gpus)] if gpus
                       else None),
-            (lock.fd,)) for i, key in enumerate(selected)]
-        for fut in futures:
+            (lock.fd,), plan) for i, key in enumerate(selected)]
+        for fut in as_completed(futures):
             res = fut.result()
             results.append(res)
-            _say(_status_line(res))
+            _say(progress.line(res))
     failed = [r for r in results if not r.ok]
     timing = dict(total_s=time.time() - t_start,
                   folds={r.key: round(r.seconds, 1) for r in results})
@@ -274,7 +352,7 @@ def run_task(config: str, work_dir: str, index: int,
         _install_stop_handlers()
         res = fold_runner.run_fold(key, work_dir, config, _max_epochs(cfg),
                                    cfg_options, amp, dict(os.environ),
-                                   (lock.fd,))
+                                   (lock.fd,), plan)
     finally:
         lock.release()
     if res.status == 'skipped':

@@ -29,7 +29,13 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 PLAN_FILE = 'loso_plan.json'
-PLAN_VERSION = 2
+PLAN_VERSION = 3
+#: Written next to a fold's predictions by the run that made them: the plan's
+#: identity (:func:`plan_id`) and the sha256 of ``predictions.json``.
+STAMP_FILE = 'loso_fold.json'
+#: The LOSO runner tells the fold tools the plan they run for.
+PLAN_ENV = 'RAICL_LOSO_PLAN'
+PREDICTIONS_FILE = 'predictions.json'
 #: Dataset keys that do not change what is scored (the runner sets the fold;
 #: splits, pipelines and worker counts differ between loaders by design).
 _NOT_SETTINGS = ('fold', 'split', 'test_mode', 'pipeline', 'flow_workers',
@@ -128,19 +134,93 @@ def build_plan(config: str, cfg, cfg_options: Optional[Dict], report,
     failed = [dict(sample_id=str(f['id']), fold=fold_of.get(f['id'], ''),
                    error=str(f['error']))
               for f in flow_summary.get('failed', [])]
-    return dict(
+    classes = list(get_classes(ds['protocol']))
+    labels = {r.sample_id: classes.index(r.label) for r in records
+              if r.label in classes}
+    plan = dict(
         version=PLAN_VERSION,
         created=datetime.datetime.now().isoformat(timespec='seconds'),
         config=config, cfg_options=_plain(dict(cfg_options or {})),
         protocol=ds['protocol'],
-        classes=list(get_classes(ds['protocol'])), folds=folds,
+        classes=classes, folds=folds,
         samples=len(records),
         flow=_plain(ds.get('flow_cfg') or {}),
         sampling=_plain(ds.get('sampling') or {}),
         fold_samples=fold_samples, failed_samples=failed,
         parse_skipped=[dict(sample_id=str(s.get('id')), why=str(s.get('why')))
                        for s in report.skipped],
-        settings=run_settings(config, cfg, cfg_options, amp))
+        settings=run_settings(config, cfg, cfg_options, amp),
+        labels=labels)
+    plan['plan_id'] = plan_id(plan)
+    return plan
+
+
+def plan_id(plan: Dict[str, Any]) -> str:
+    """The plan's identity: a hash of its settings (older plans: of the keys
+    they hold), so fold outputs can say which plan they belong to."""
+    if isinstance(plan.get('settings'), dict):
+        basis: Any = plan['settings']
+    else:
+        basis = {k: plan.get(k) for k in ('config', 'cfg_options', 'protocol',
+                                          'flow', 'sampling', 'folds')}
+    text = json.dumps(_plain(basis), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_fold_stamp(fold_dir: str, plan: Dict[str, Any], key: str,
+                     by: str) -> Optional[str]:
+    """Mark ``fold_dir/predictions.json`` as this plan's (after a run made it).
+
+    Returns:
+        The stamp's path, or None when the fold has no predictions.
+    """
+    from raicl_mm.evaluation.metrics import atomic_write_json
+    preds = osp.join(fold_dir, PREDICTIONS_FILE)
+    if not osp.isfile(preds):
+        return None
+    path = osp.join(fold_dir, STAMP_FILE)
+    atomic_write_json(path, dict(
+        plan_id=plan_id(plan), fold=key, predictions_sha256=_file_sha256(preds),
+        by=by, written=datetime.datetime.now().isoformat(timespec='seconds')))
+    return path
+
+
+def fold_stamp_problem(fold_dir: str, plan: Dict[str, Any],
+                       key: str) -> Optional[str]:
+    """Why ``fold_dir/predictions.json`` is not this plan's (None: it is).
+
+    A fold's predictions belong to the plan when its stamp names the plan's
+    identity and fold and the predictions file is the one the stamped run
+    wrote (a stray ``tools/train.py`` or an edited file changes it).
+    """
+    preds = osp.join(fold_dir, PREDICTIONS_FILE)
+    path = osp.join(fold_dir, STAMP_FILE)
+    if not osp.isfile(path):
+        return f'{preds} has no {STAMP_FILE}: it was not written by a run of this plan'
+    try:
+        with open(path, encoding='utf-8') as f:
+            stamp = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return f'{path} is not readable JSON ({err})'
+    if not isinstance(stamp, dict):
+        return f'{path} is not a JSON object'
+    if stamp.get('plan_id') != plan_id(plan):
+        return (f'{preds} was written under other settings (plan '
+                f'{stamp.get("plan_id")!r}, this plan {plan_id(plan)!r})')
+    if stamp.get('fold') != key:
+        return f'{preds} was written for fold {stamp.get("fold")!r}, not {key!r}'
+    if stamp.get('predictions_sha256') != _file_sha256(preds):
+        return (f'{preds} changed after the plan\'s run wrote it (another run or an '
+                'edit replaced it)')
+    return None
 
 
 def write_plan(work_dir: str, plan: Dict[str, Any]) -> str:
@@ -198,6 +278,14 @@ def read_plan(work_dir: str, required: bool = True) -> Optional[Dict]:
                         f'{{"sample_id", "fold", "error"}}')
     if 'settings' in plan and not isinstance(plan['settings'], dict):
         raise PlanError(f'{path}: "settings" must be an object')
+    labels = plan.get('labels', {})
+    if not isinstance(labels, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in labels.values()):
+        raise PlanError(f'{path}: "labels" must map sample ids to class indices')
+    if 'plan_id' in plan and plan['plan_id'] != plan_id(plan):
+        raise PlanError(f'{path}: "plan_id" {plan["plan_id"]!r} does not match its '
+                        f'settings ({plan_id(plan)!r}): the plan was edited; rerun '
+                        'tools/loso.py with --new-plan')
     return plan
 
 
@@ -247,6 +335,11 @@ def plan_differences(old: Dict, new: Dict) -> List[str]:
             if a != b:
                 out.append(f'fold_samples.{fold}: {len(b - a)} added, '
                            f'{len(a - b)} removed')
+    if isinstance(old.get('labels'), dict) and isinstance(new.get('labels'), dict):
+        changed = sorted(k for k in set(old['labels']) & set(new['labels'])
+                         if old['labels'][k] != new['labels'][k])
+        if changed:
+            out.append(f'labels: {len(changed)} samples relabelled (e.g. {changed[0]})')
     return out
 
 

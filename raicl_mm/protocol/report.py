@@ -28,8 +28,54 @@ from raicl_mm.evaluation.pooling import (load_fold_predictions,
                                          pooled_report, pooled_rows)
 
 
+#: The samples of the plan that a report made with ``allow_missing`` lacks,
+#: one ``sample_id<TAB>fold<TAB>why`` a line, next to ``report.md``.
+MISSING_FILE = 'missing_samples.tsv'
+
+
 class IncompleteRunError(ValueError):
     """Folds or samples of the plan are not scored; one line naming them."""
+
+
+class PlanMismatchError(ValueError):
+    """A fold's predictions are not the plan's run's; one line naming the file."""
+
+
+def check_against_plan(plan: Dict[str, Any], folds: Dict[str, Dict[str, Any]],
+                       work_dir: str) -> None:
+    """Refuse predictions that do not belong to the plan: written by another
+    run or edited (the fold's stamp, :func:`raicl_mm.protocol.plan.fold_stamp_problem`),
+    or whose ground truth differs from the plan's label of the sample.
+
+    Plans written before stamps and labels existed are checked on what they
+    hold (``tools/loso.py`` on the work dir stamps their finished folds).
+
+    Raises:
+        PlanMismatchError: Naming the predictions file and what differs.
+    """
+    from raicl_mm.protocol.plan import fold_stamp_problem
+    from raicl_mm.evaluation.pooling import PREDICTIONS_FILE, fold_dir
+    labels = plan.get('labels') if isinstance(plan.get('labels'), dict) else None
+    classes = [str(c) for c in plan['classes']]
+    for fold, data in folds.items():
+        folder = fold_dir(work_dir, fold)
+        path = osp.join(folder, PREDICTIONS_FILE)
+        if 'plan_id' in plan:
+            problem = fold_stamp_problem(folder, plan, fold)
+            if problem:
+                raise PlanMismatchError(
+                    f'{problem}; the report pools only the plan\'s runs: rerun the '
+                    f'fold with tools/loso.py CONFIG --work-dir {work_dir} --folds '
+                    f'{fold} after moving {folder} away')
+        if labels is None:
+            continue
+        for p in data['predictions']:
+            want = labels.get(str(p['sample_id']))
+            if want is not None and want != p['gt']:
+                raise PlanMismatchError(
+                    f'{path}: sample {p["sample_id"]} has ground truth '
+                    f'{classes[p["gt"]]!r} but the plan labels it {classes[want]!r}; '
+                    'the file was edited or made from other data')
 
 
 def _pct(value: Optional[float]) -> str:
@@ -216,6 +262,7 @@ def make_report(work_dir: str, allow_missing: bool = False,
     plan, folds = load_fold_predictions(work_dir)
     if not folds:
         raise IncompleteRunError(f'no fold of {work_dir} has predictions')
+    check_against_plan(plan, folds, work_dir)
     report = pooled_report(plan, folds)
     check_complete(report, work_dir, allow_missing)
     out_dir = out_dir or osp.join(work_dir, 'report')
@@ -234,6 +281,15 @@ def make_report(work_dir: str, allow_missing: bool = False,
     atomic_write_text(osp.join(out_dir, 'report.md'), render_markdown(report))
     atomic_write_text(osp.join(out_dir, 'megc_log.csv'),
                       megc_log(pooled_rows(plan, folds), classes))
+    missing_path = osp.join(out_dir, MISSING_FILE)
+    if report['samples']['missing']:
+        atomic_write_text(missing_path, ''.join(
+            f'{m["sample_id"]}\t{m["fold"]}\t{m["why"]}\n'
+            for m in report['samples']['missing']))
+        report['missing_file'] = missing_path
+    elif osp.isfile(missing_path):
+        import os
+        os.remove(missing_path)   # an earlier, incomplete report's list
     report['out_dir'] = out_dir
     report['picture_paths'] = pictures
     return report
@@ -249,10 +305,14 @@ def report_lines(report: Dict[str, Any]) -> List[str]:
         lines.append('missing folds (not in the scores): '
                      + ', '.join(report['missing_folds']))
     if samples['missing']:
+        reasons: Dict[str, int] = {}
+        for m in samples['missing']:
+            why = m['why'].split(':')[0]
+            reasons[why] = reasons.get(why, 0) + 1
         lines.append(f'missing samples (not in the scores): '
-                     f'{len(samples["missing"])}')
-        lines += [f'  {m["sample_id"]} (fold {m["fold"]}): {m["why"]}'
-                  for m in samples['missing']]
+                     f'{len(samples["missing"])} ('
+                     + ', '.join(f'{why}: {n}' for why, n in reasons.items())
+                     + f'); listed in {report.get("missing_file", MISSING_FILE)}')
     lines.append(f'report: {osp.join(report["out_dir"], "report.md")}')
     lines += [f'picture: {p}' for p in report['picture_paths']]
     return lines
