@@ -180,9 +180,11 @@ def test_dfme_config_reads_its_own_sheet(tmp_path, capsys):
     import pandas as pd
     sheet = tmp_path / 'DFME_labels.xlsx'
     pd.DataFrame(rows).to_excel(sheet, index=False)
+    # the loaders must agree (the checks every tool runs): the sheet for each
     status, out, err = run_main([REPO / 'configs' / 'raicl_dfme.py', '--sheets-only',
-                                 '--cfg-options',
-                                 f'test_dataloader.dataset.ann_files.dfme={sheet}'], capsys)
+                                 '--cfg-options'] + [
+                                 f'{loader}_dataloader.dataset.ann_files.dfme={sheet}'
+                                 for loader in ('train', 'val', 'test')], capsys)
     assert status == 0, err
     info = json.loads(out)
     assert info['protocol'] == 'dfme_7cls' and info['samples'] == 12

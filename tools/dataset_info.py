@@ -38,7 +38,7 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 # raicl_mm itself is imported in the functions below: importing the package
 # loads torch and mmaction (seconds), which a usage error should not wait for.
@@ -62,7 +62,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--spot-apex', action='store_true',
                         help='spot every clip\'s apex and compare it with the sheet')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config keys, e.g. data_roots.casme2=/data/c2')
+                        help='override config keys, e.g. train_dataloader.dataset.'
+                        'data_roots.casme2=/data/c2 (each loader)')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error (also RAICL_DEBUG=1)')
     return parser.parse_args(argv)
 
 
@@ -79,13 +82,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not osp.isfile(args.config):
         print(f'error: config file not found: {args.config}', file=sys.stderr)
         return 2
+    from raicl_mm.engine.cli import (ToolError, debug_wanted, error_line,
+                                     load_checked_config)
+    from raicl_mm.engine.config import ConfigError
     try:
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-    except Exception as err:  # noqa: BLE001 - a config is user input
-        print(f'error: {args.config}: {type(err).__name__}: '
-              f'{str(err).strip().splitlines()[0] if str(err).strip() else ""}',
+        # the same checks as every tool, before any data is read: an
+        # override that reaches nothing is refused by name
+        cfg = load_checked_config(args.config, args.cfg_options, data_only=True)
+    except (ToolError, ConfigError) as err:
+        print(f'error: {args.config}: {str(err).strip().splitlines()[0]}',
               file=sys.stderr)
         return 2
     from raicl_mm.datasets.info import NoProtocolError, dataset_info
@@ -95,9 +100,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NoProtocolError as err:
         print(f'error: {args.config} {err}', file=sys.stderr)
         return 2
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, OSError) as err:
+        if debug_wanted(args):
+            raise
         print(f'error: {str(err).strip().splitlines()[0]}', file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - one line unless --debug
+        if debug_wanted(args):
+            raise
+        print(error_line(err, False), file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     return 0
 

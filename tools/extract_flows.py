@@ -37,6 +37,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              'flow_workers, else all cores)')
     parser.add_argument('--no-progress', action='store_true',
                         help='do not draw the progress bar')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error (also RAICL_DEBUG=1)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='override config keys in mmaction2 style, e.g. '
@@ -49,19 +51,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Read the config, fill the cache, print the one-line summary."""
     args = parse_args(argv)
     from raicl_mm.datasets.instance_sets import extract_config_flows
-    from raicl_mm.engine.cli import ToolError, one_line, read_config
-    from raicl_mm.engine.config import check_config
+    from raicl_mm.engine.cli import (ToolError, debug_wanted, error_line,
+                                     load_checked_config, one_line)
     from raicl_mm.flow.cache import FlowCacheError
     try:
-        cfg = read_config(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        check_config(cfg)
+        cfg = load_checked_config(args.config, args.cfg_options)
         summary = extract_config_flows(cfg, workers=args.workers,
                                        progress=not args.no_progress)
-    except (ToolError, FlowCacheError, ValueError, OSError) as err:
+    except (ToolError, FlowCacheError, ValueError, TypeError, OSError) as err:
+        if debug_wanted(args):
+            raise
         print(f'error: {args.config}: {one_line(err)}', file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - one line unless --debug
+        if debug_wanted(args):
+            raise
+        print(error_line(err, False), file=sys.stderr)
+        return 1
     print(json.dumps(dict(config=args.config, **summary)))
     return 1 if summary['failed'] else 0
 

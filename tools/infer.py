@@ -55,6 +55,11 @@ def parse_args(argv=None):
                    help='allow a full (unsafe) unpickling of the checkpoint')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings')
+    p.add_argument('--allow-truncated', action='store_true',
+                   help='score a video that decodes fewer frames than its container '
+                   'reports on the decoded ones (recorded as a warning in the JSON)')
+    p.add_argument('--debug', action='store_true',
+                   help='show the traceback of an error (also RAICL_DEBUG=1)')
     return p.parse_args(argv)
 
 
@@ -70,6 +75,8 @@ def run(args) -> int:
     from raicl_mm.apis import RaICLInferencer
     from raicl_mm.visualization.strips import atomic_write as _atomic_write
 
+    if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
+        raise ValueError(f'--out-dir {args.out_dir} is a file, not a folder')
     kwargs = {}
     if args.face_crop is not None:
         kwargs['face_crop'] = None if args.face_crop == 'none' \
@@ -77,7 +84,8 @@ def run(args) -> int:
     infer = RaICLInferencer(args.config, args.checkpoint, device=args.device,
                             cfg_options=args.cfg_options, mode=args.mode,
                             target_fps=args.target_fps,
-                            trust_checkpoint=args.trust_checkpoint, **kwargs)
+                            trust_checkpoint=args.trust_checkpoint,
+                            allow_truncated=args.allow_truncated, **kwargs)
     stems = {}
     bar = ProgressBar(len(args.inputs), file=sys.stderr) \
         if len(args.inputs) > 1 else None
@@ -116,11 +124,20 @@ def main(argv=None) -> int:
     import raicl_mm  # noqa: F401  (applies the stack fixes first)
     from raicl_mm.apis import InferenceError
     from raicl_mm.compat import CheckpointError
+    from raicl_mm.engine.cli import debug_wanted, error_line
     try:
         return run(args)
-    except (InferenceError, CheckpointError, FileNotFoundError) as err:
-        print(f'error: {str(err).splitlines()[0]}', file=sys.stderr)
+    except (InferenceError, CheckpointError, OSError, ValueError) as err:
+        if debug_wanted(args):
+            raise
+        print(f'error: {str(err).splitlines()[0] if str(err) else type(err).__name__}',
+              file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - one line unless --debug
+        if debug_wanted(args):
+            raise
+        print(error_line(err, False), file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

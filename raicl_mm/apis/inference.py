@@ -41,17 +41,48 @@ class InferenceError(ValueError):
     """Bad input or settings for inference; the message is one line."""
 
 
+class FrameStore:
+    """The grey frames of a clip from onset to offset, of which only the ones
+    inference uses are kept (the onset and the instances' frames): a long
+    video is streamed, never held whole in memory.
+
+    ``len()`` is the number of frames in the window; indexing a frame that
+    was not kept is an error.
+    """
+
+    def __init__(self, count: int, kept: Dict[int, np.ndarray]) -> None:
+        self.count = int(count)
+        self.kept = dict(kept)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = int(index)
+        if index < 0:
+            index += self.count
+        if index not in self.kept:
+            raise IndexError(f'frame {index} of the clip was not kept (only the onset '
+                             'and the instances\' frames are)')
+        return self.kept[index]
+
+    def __iter__(self):
+        return iter(self.kept[i] for i in sorted(self.kept))
+
+
 @dataclass
 class ClipInput:
-    """A decoded clip: grey frames from onset to offset and where they came
-    from."""
+    """A decoded clip: grey frames from onset to offset (a :class:`FrameStore`
+    or a list) and where they came from."""
 
     name: str
-    frames: List[np.ndarray]
+    frames: Any
     frame_numbers: List[int]
     fps: Optional[float]
     colour_onset: Optional[np.ndarray] = None
     size: tuple = ()
+    positions: Optional[List[int]] = None
+    warnings: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,9 +157,79 @@ def _window(n: int, onset: Optional[int], offset: Optional[int],
     return first, last
 
 
+def _frame_caps(name: str, width: int, height: int, count: int,
+                fps: Optional[float]) -> None:
+    """Refuse a clip over the stated caps before decoding it (one line)."""
+    from raicl_mm.datasets.sources.common import check_fps, sheet_limit
+    from raicl_mm.flow.instances import frame_limit
+    pixels = frame_limit('RAICL_MAX_FRAME_PIXELS')
+    if width * height > pixels:
+        raise InferenceError(f'{name}: frames of {width}x{height} pixels are over the cap '
+                             f'of {pixels} (RAICL_MAX_FRAME_PIXELS raises it)')
+    frames = int(sheet_limit('RAICL_MAX_CLIP_FRAMES'))
+    if count > frames:
+        raise InferenceError(f'{name}: {count} frames from onset to offset are over the '
+                             f'cap of {frames} (RAICL_MAX_CLIP_FRAMES raises it; or pass '
+                             'onset / offset)')
+    if fps:
+        try:
+            check_fps(float(fps), name)
+        except ValueError as err:
+            raise InferenceError(str(err)) from None
+
+
+def _decode_file(path: str, name: str) -> np.ndarray:
+    from raicl_mm.flow.instances import (CorruptFrameError, FrameLimitError,
+                                         check_frame_pixels, frame_problem,
+                                         read_frame_bytes)
+    try:
+        data = read_frame_bytes(path)
+        why = frame_problem(data)
+        if why:
+            raise CorruptFrameError(f'frame {path!r} is corrupt: {why}')
+        check_frame_pixels(data, path)
+    except (OSError, FrameLimitError, CorruptFrameError) as err:
+        raise InferenceError(f'{name}: {str(err).splitlines()[0]}') from None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise InferenceError(f'{path}: could not be decoded as an image')
+    return img
+
+
+def _stream_video(name: str, first: int, last: int, wanted: set,
+                  to_end: bool):
+    """Decode frames ``first..last`` of a video keeping only ``wanted``
+    (window indices); with ``to_end`` the rest is decoded too (not kept), to
+    count every decodable frame. Returns ``(kept, colour onset, frames
+    decoded)``."""
+    cap = cv2.VideoCapture(name)
+    if not cap.isOpened():
+        raise InferenceError(f'{name}: OpenCV could not open the video')
+    kept, colour, idx = {}, None, 0
+    try:
+        while to_end or idx <= last:
+            if not cap.grab():
+                break
+            if idx > last:
+                idx += 1
+                continue
+            if idx >= first and (idx - first) in wanted:
+                ok, img = cap.retrieve()
+                if not ok or img is None:
+                    break
+                if colour is None:
+                    colour = img
+                kept[idx - first] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            idx += 1
+    finally:
+        cap.release()
+    return kept, colour, idx
+
+
 def read_clip(source, onset: Optional[int] = None,
               offset: Optional[int] = None,
-              fps: Optional[float] = None) -> ClipInput:
+              fps: Optional[float] = None, select=None,
+              allow_truncated: bool = False) -> ClipInput:
     """Decode a folder of frames, a video file or an array of frames.
 
     Args:
@@ -138,14 +239,24 @@ def read_clip(source, onset: Optional[int] = None,
         onset: 0-based index of the onset in the input (default: the first).
         offset: 0-based index of the offset (default: the last).
         fps: Frame rate; a video's own rate is used when None.
+        select: ``(frame_numbers, fps) -> positions`` (window indices) of the
+            frames inference uses; only those and the onset are decoded and
+            kept (``clip.frames`` is then a :class:`FrameStore`). None keeps
+            every frame.
+        allow_truncated: A video that decodes fewer frames than its
+            container reports is an error naming both counts; with this, the
+            decoded frames are used and a warning is recorded in
+            ``clip.warnings``.
 
     Returns:
         A :class:`ClipInput` with the grey frames ``onset..offset``.
 
     Raises:
         InferenceError: missing / unreadable input, too few frames, frames of
-            different sizes; one line naming the input and the frame.
+            different sizes, a clip over the caps (frames, pixels, frame
+            rate), a truncated video; one line naming the input and the frame.
     """
+    warnings: List[str] = []
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if osp.isdir(name):
@@ -155,19 +266,21 @@ def read_clip(source, onset: Optional[int] = None,
                 raise InferenceError(f'{name}: a frame folder needs at least 2 '
                                      f'images ({", ".join(IMAGE_EXTS)})')
             first, last = _window(len(paths), onset, offset, name)
-            frames, colour = [], None
-            for p in paths[first:last + 1]:
-                img = cv2.imread(p, cv2.IMREAD_COLOR)
-                if img is None or img.size == 0:
-                    raise InferenceError(f'{p}: could not be decoded as an '
-                                         'image')
-                if colour is None:
-                    colour = img
-                frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+            window = paths[first:last + 1]
             numbers = [_frame_number(p, i) for i, p in
-                       enumerate(paths[first:last + 1], start=first)]
+                       enumerate(window, start=first)]
             if len(set(numbers)) != len(numbers):
                 numbers = list(range(first, last + 1))
+            _frame_caps(name, 0, 0, len(window), fps)
+            wanted = (set(range(len(window))) if select is None
+                      else {0, *map(int, select(numbers, fps))})
+            kept, colour = {}, None
+            for i in sorted(wanted):
+                img = _decode_file(window[i], name)
+                if colour is None:
+                    colour = img
+                kept[i] = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            frames = FrameStore(len(window), kept)
             clip = ClipInput(name, frames, numbers, fps, colour)
         elif osp.isfile(name):
             if not name.lower().endswith(VIDEO_EXTS):
@@ -177,31 +290,48 @@ def read_clip(source, onset: Optional[int] = None,
             if not cap.isOpened():
                 raise InferenceError(f'{name}: OpenCV could not open the video')
             rate = cap.get(cv2.CAP_PROP_FPS)
-            frames, colour, idx = [], None, 0
-            while True:
-                ok, img = cap.read()
-                if not ok:
-                    break
-                if offset is not None and idx > int(offset):
-                    break
-                if idx >= (onset or 0):
-                    if colour is None:
-                        colour = img
-                    frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
-                idx += 1
+            reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+            height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
             cap.release()
-            if idx == 0:
-                raise InferenceError(f'{name}: no frame could be decoded')
-            _window(idx if offset is None else max(idx, int(offset) + 1),
-                    onset, offset, name)
-            if offset is not None and int(offset) >= idx:
-                raise InferenceError(f'{name}: offset={offset} is past its '
-                                     f'last decodable frame {idx - 1}')
-            first = onset or 0
-            clip = ClipInput(name, frames,
-                             list(range(first, first + len(frames))),
-                             fps or (float(rate) if rate and rate > 0
-                                     else None), colour)
+            rate = fps or (float(rate) if rate and rate > 0 else None)
+            _frame_caps(name, width, height, 0, rate)
+            if reported <= 0:
+                # no count in the container: count by decoding (streamed)
+                _, _, reported = _stream_video(name, 0, -1, set(), True)
+                if reported == 0:
+                    raise InferenceError(f'{name}: no frame could be decoded')
+            count = reported
+            for attempt in range(2):
+                first, last = _window(count, onset, offset, name)
+                _frame_caps(name, width, height, last - first + 1, None)
+                numbers = list(range(first, last + 1))
+                wanted = (set(range(len(numbers))) if select is None
+                          else {0, *map(int, select(numbers, rate))})
+                to_end = offset is None
+                kept, colour, decoded = _stream_video(name, first, last, wanted, to_end)
+                if (decoded == count) if to_end else (decoded >= last + 1):
+                    break
+                # the container promised more frames than decode
+                if decoded == 0:
+                    raise InferenceError(f'{name}: no frame could be decoded')
+                if not allow_truncated or attempt:
+                    raise InferenceError(
+                        f'{name}: decoded {decoded} frames but its container reports '
+                        f'{reported} (a truncated or damaged video); '
+                        + ('pass --allow-truncated (allow_truncated=True) to score the '
+                           f'{min(decoded, last + 1) if not to_end else decoded} decoded '
+                           'frames' if not attempt else
+                           'the frames decoded changed between two reads'))
+                warnings.append(f'decoded {decoded} frames but the container reports '
+                                f'{reported}: scored on the {decoded} decoded frames '
+                                '(allow_truncated)')
+                count = decoded
+                if offset is not None and int(offset) >= decoded:
+                    raise InferenceError(f'{name}: offset={offset} is past its '
+                                         f'last decodable frame {decoded - 1}')
+            clip = ClipInput(name, FrameStore(len(numbers), kept), numbers, rate,
+                             colour)
         else:
             raise InferenceError(f'{name}: no such file or folder')
     else:
@@ -223,17 +353,21 @@ def read_clip(source, onset: Optional[int] = None,
                           cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
         clip = ClipInput('array', frames, list(range(first, last + 1)), fps,
                          colour)
-    shapes = {f.shape for f in clip.frames}
-    if len(shapes) != 1:
-        bad = next(i for i, f in enumerate(clip.frames)
-                   if f.shape != clip.frames[0].shape)
+    clip.warnings = warnings
+    if select is not None and clip.positions is None:
+        clip.positions = [int(p) for p in select(clip.frame_numbers, clip.fps)]
+    indexed = (sorted(clip.frames.kept.items()) if isinstance(clip.frames, FrameStore)
+               else list(enumerate(clip.frames)))
+    onset_shape = indexed[0][1].shape
+    bad = next((i for i, f in indexed if f.shape != onset_shape), None)
+    if bad is not None:
         raise InferenceError(f'{clip.name}: frame {clip.frame_numbers[bad]} '
                              f'is {clip.frames[bad].shape}, the onset is '
-                             f'{clip.frames[0].shape}')
+                             f'{onset_shape}')
     if len(clip.frames) < 2:
         raise InferenceError(f'{clip.name}: needs at least 2 frames from '
                              'onset to offset')
-    clip.size = clip.frames[0].shape
+    clip.size = onset_shape
     return clip
 
 
@@ -279,6 +413,10 @@ class RaICLInferencer:
             a video's own, or ``fps=`` per call); default: the config's
             ``sampling.target_fps``.
         trust_checkpoint: Opt in to a full unpickling of this checkpoint.
+        allow_truncated: Score a video that decodes fewer (or more) frames
+            than its container reports on the frames decoded, with a warning
+            in ``frames_used['warnings']``; by default it is refused naming
+            both counts.
 
     Example:
         >>> infer = RaICLInferencer('configs/raicl_cde.py', 'epoch_100.pth')
@@ -290,8 +428,10 @@ class RaICLInferencer:
                  cfg_options: Optional[dict] = None, face_crop=_UNSET,
                  mode: Optional[str] = None,
                  target_fps: Optional[float] = None,
-                 trust_checkpoint: bool = False):
+                 trust_checkpoint: bool = False,
+                 allow_truncated: bool = False):
         t0 = time.perf_counter()
+        self.allow_truncated = bool(allow_truncated)
         import raicl_mm  # noqa: F401  (the stack fixes and registries)
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
@@ -300,10 +440,15 @@ class RaICLInferencer:
         from raicl_mm.datasets.sampling import SamplingConfig
         from raicl_mm.flow import FlowConfig
 
-        cfg = config if isinstance(config, Config) else Config.fromfile(
-            config)
-        if cfg_options:
-            cfg.merge_from_dict(cfg_options)
+        from raicl_mm.engine.cli import ToolError, load_checked_config
+        from raicl_mm.engine.config import ConfigError
+        try:
+            # the checks every tool runs (a key that reaches nothing...)
+            cfg = load_checked_config(
+                config if isinstance(config, Config) else str(config), cfg_options)
+        except (ToolError, ConfigError) as err:
+            raise InferenceError(f'{getattr(config, "filename", config)}: '
+                                 f'{str(err).splitlines()[0]}') from None
         self.cfg = cfg
         flow = dict(_plain(_data_setting(cfg, 'flow_cfg') or {}))
         if face_crop is not _UNSET:
@@ -404,10 +549,23 @@ class RaICLInferencer:
                     for i in inputs]
         return self.predict_clip(inputs, onset, offset, mode, fps)
 
-    def _instances(self, clip: ClipInput):
-        """Alignment on the onset, MIR positions, instances (Eq. 1-2)."""
+    def _select(self, frame_numbers, fps, name: str = 'input') -> List[int]:
+        """The positions (indices from the onset) of the instance set of a
+        clip with these frame numbers and rate, before any frame is decoded."""
         from raicl_mm.datasets.records import ClipRecord
         from raicl_mm.datasets.sampling import clip_positions
+        rec = ClipRecord(dataset='user', subject='user', clip_id=str(name), label='',
+                         onset=int(frame_numbers[0]), apex=None,
+                         offset=int(frame_numbers[-1]),
+                         frame_paths=[f'{name}#{n}' for n in frame_numbers],
+                         frame_numbers=list(frame_numbers), fps=float(fps or 0.0))
+        try:
+            return [int(p) for p in clip_positions(rec, self.sampling)]
+        except ValueError as err:
+            raise InferenceError(f'{name}: {err}') from err
+
+    def _instances(self, clip: ClipInput):
+        """Alignment on the onset, MIR positions, instances (Eq. 1-2)."""
         from raicl_mm.flow import face, tvl1
 
         t = time.perf_counter()
@@ -419,17 +577,8 @@ class RaICLInferencer:
             raise InferenceError(str(err)) from err
         onset = align.apply(clip.frames[0])
         t_align = time.perf_counter() - t
-        rec = ClipRecord(dataset='user', subject='user', clip_id=clip.name,
-                         label='', onset=clip.frame_numbers[0], apex=None,
-                         offset=clip.frame_numbers[-1],
-                         frame_paths=[f'{clip.name}#{n}'
-                                      for n in clip.frame_numbers],
-                         frame_numbers=list(clip.frame_numbers),
-                         fps=float(clip.fps or 0.0))
-        try:
-            positions = clip_positions(rec, self.sampling)
-        except ValueError as err:
-            raise InferenceError(f'{clip.name}: {err}') from err
+        positions = (list(clip.positions) if clip.positions is not None
+                     else self._select(clip.frame_numbers, clip.fps, clip.name))
         t = time.perf_counter()
         frames = [align.apply(clip.frames[p]) for p in positions]
         t_align += time.perf_counter() - t
@@ -472,7 +621,12 @@ class RaICLInferencer:
         if mode not in MODES:
             raise InferenceError(f'mode={mode!r} is unknown; valid: {MODES}')
         t0 = time.perf_counter()
-        clip = read_clip(source, onset, offset, fps)
+        # only the onset and the instances' frames are decoded and kept
+        name = (os.fspath(source) if isinstance(source, (str, os.PathLike))
+                else 'array')
+        clip = read_clip(source, onset, offset, fps,
+                         select=lambda numbers, rate: self._select(numbers, rate, name),
+                         allow_truncated=self.allow_truncated)
         t_decode = time.perf_counter() - t0
         align, onset_img, frames, positions, inst, t_align, t_flow = \
             self._instances(clip)
@@ -496,7 +650,8 @@ class RaICLInferencer:
             fps=clip.fps, target_fps=self.sampling.target_fps,
             instance_frames=[int(clip.frame_numbers[p]) for p in positions],
             middle_frame=int(clip.frame_numbers[positions[mid]]),
-            frame_size=[int(clip.size[1]), int(clip.size[0])])
+            frame_size=[int(clip.size[1]), int(clip.size[0])],
+            frames_kept=len(list(clip.frames)), warnings=list(clip.warnings))
         timings = dict(decode=t_decode, align=t_align, flow=t_flow,
                        predict=t_pred, total=time.perf_counter() - t0)
         return InferenceResult(

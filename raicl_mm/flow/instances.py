@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -14,6 +15,91 @@ from . import tvl1
 
 class CorruptFrameError(ValueError):
     """A frame file that is missing bytes or does not decode completely."""
+
+
+class FrameLimitError(ValueError):
+    """A frame that is not a regular file, or larger than the stated caps."""
+
+
+#: Caps on one frame (the environment variable overrides the default): a
+#: frame file's bytes and its decoded pixels (width x height). A sheet or a
+#: tree is user input; a 100000x100000 PNG of a few KB would otherwise ask
+#: for 10 GB when decoded.
+FRAME_LIMITS = {'RAICL_MAX_FRAME_BYTES': 256 * 1024 * 1024,
+                'RAICL_MAX_FRAME_PIXELS': 40_000_000}
+
+
+def frame_limit(name: str) -> int:
+    """The cap ``name`` of :data:`FRAME_LIMITS` (its environment variable wins)."""
+    text = os.environ.get(name, '').strip()
+    if text:
+        try:
+            value = int(float(text))
+        except ValueError:
+            raise FrameLimitError(f'{name}={text!r} is not a number') from None
+        if value > 0:
+            return value
+    return FRAME_LIMITS[name]
+
+
+def read_frame_bytes(path: str, sample_id: str = '') -> bytes:
+    """A frame file's bytes, refusing anything but a regular file of bounded size.
+
+    The file is opened without blocking and checked with ``fstat`` before a
+    byte is read: a FIFO named like a frame would hang a plain ``open``, and a
+    link to ``/dev/zero`` would never end.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        FrameLimitError: Not a regular file, or over ``RAICL_MAX_FRAME_BYTES``.
+    """
+    of = f' of sample {sample_id}' if sample_id else ''
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f'frame {path!r}{of} does not exist') from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ('a FIFO' if stat.S_ISFIFO(st.st_mode) else 'a device'
+                    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                    else 'a socket' if stat.S_ISSOCK(st.st_mode) else 'a folder'
+                    if stat.S_ISDIR(st.st_mode) else 'not a regular file')
+            raise FrameLimitError(f'frame {path!r}{of} is {kind}, not a regular file')
+        cap = frame_limit('RAICL_MAX_FRAME_BYTES')
+        if st.st_size > cap:
+            raise FrameLimitError(
+                f'frame {path!r}{of} is {st.st_size} bytes, over the cap of {cap} '
+                '(RAICL_MAX_FRAME_BYTES raises it)')
+        with os.fdopen(os.dup(fd), 'rb') as f:
+            return f.read(cap + 1)
+    finally:
+        os.close(fd)
+
+
+def _reason(err: BaseException) -> str:
+    """``"a FIFO, not a regular file"`` from ``"frame 'x' is a FIFO, ..."``."""
+    text = str(err)
+    return text[text.index("' is ") + 5:] if "' is " in text else text
+
+
+def check_frame_pixels(data: bytes, path: str, sample_id: str = '') -> None:
+    """Refuse an encoded frame whose header declares more pixels than the cap
+    (read from the header, before anything is decoded)."""
+    import io
+    try:
+        from PIL import Image
+        Image.MAX_IMAGE_PIXELS = None   # our own cap below, not PIL's warning
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+    except Exception:  # noqa: BLE001 - not an image PIL knows: decode decides
+        return
+    cap = frame_limit('RAICL_MAX_FRAME_PIXELS')
+    if width * height > cap:
+        of = f' of sample {sample_id}' if sample_id else ''
+        raise FrameLimitError(
+            f'frame {path!r}{of} is {width}x{height} pixels, over the cap of {cap} '
+            '(RAICL_MAX_FRAME_PIXELS raises it)')
 
 
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -59,14 +145,11 @@ def _read_gray(path: str, sample_id: str) -> np.ndarray:
         CorruptFrameError: Truncated, empty or undecodable (one line naming
             the file and the sample).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'frame {path!r} of sample {sample_id} does '
-                                f'not exist')
-    with open(path, 'rb') as f:
-        data = f.read()
+    data = read_frame_bytes(path, sample_id)
     why = frame_problem(data)
     if why is not None:
         raise CorruptFrameError(f'frame {path!r} of sample {sample_id} is corrupt: {why}')
+    check_frame_pixels(data, path, sample_id)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None or img.size == 0:
         raise CorruptFrameError(f'frame {path!r} of sample {sample_id} could not be '
@@ -89,13 +172,20 @@ def check_clip_frames(record, decode: bool = False) -> List[dict]:
     problems, shape = [], None
     for path in record.frame_paths:
         try:
-            with open(path, 'rb') as f:
-                data = f.read()
+            data = read_frame_bytes(path)
+        except FrameLimitError as err:
+            problems.append(dict(id=record.sample_id, file=path, why=_reason(err)))
+            continue
         except OSError as err:
             problems.append(dict(id=record.sample_id, file=path,
                                  why=f'cannot be read ({err.strerror or err})'))
             continue
         why = frame_problem(data)
+        if why is None and decode:
+            try:
+                check_frame_pixels(data, path)
+            except FrameLimitError as err:
+                why = _reason(err)
         if why is None and decode:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
             if img is None or img.size == 0:

@@ -34,6 +34,35 @@ FPS: Dict[str, float] = {'casme2': 200.0, 'samm': 200.0, 'smic': 100.0, 'casme3'
 
 _MISSING_TEXT = {'', '/', '-', 'nan', 'none', 'n/a', 'na'}
 
+#: Caps on what one sheet row may ask for (the environment variable overrides
+#: the default): a clip's span in frames (an offset of 10**12 would list
+#: 10**12 frame numbers), and its frame rate (1e-9 fps, resampled, would ask
+#: for terabytes; micro-expression cameras run at 25 to a few thousand fps).
+SHEET_LIMITS = {'RAICL_MAX_CLIP_FRAMES': 100_000, 'RAICL_MIN_FPS': 1.0,
+                'RAICL_MAX_FPS': 10_000.0}
+
+
+def sheet_limit(name: str) -> float:
+    """The cap ``name`` of :data:`SHEET_LIMITS` (its environment variable wins)."""
+    text = os.environ.get(name, '').strip()
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f'{name}={text!r} is not a number') from None
+        if math.isfinite(value) and value > 0:
+            return value
+    return SHEET_LIMITS[name]
+
+
+def check_fps(fps: float, where: str) -> float:
+    """Refuse a frame rate outside ``[RAICL_MIN_FPS, RAICL_MAX_FPS]`` (one line)."""
+    low, high = sheet_limit('RAICL_MIN_FPS'), sheet_limit('RAICL_MAX_FPS')
+    if not (math.isfinite(fps) and low <= fps <= high):
+        raise ValueError(f'{where}: frame rate {fps:g} fps is outside [{low:g}, {high:g}] '
+                         '(RAICL_MIN_FPS / RAICL_MAX_FPS change the bounds)')
+    return fps
+
 
 @dataclass
 class SheetRow:
@@ -518,7 +547,12 @@ def build_clip(row: SheetRow, label: str, report: ParseReport, *, check_frames: 
                      f'({row.source}); apex set to None, apex-based strategies '
                      'fall back to (onset+offset)//2')
         apex = None
-    fps = float(row.fps) if row.fps else FPS[row.dataset]
+    fps = check_fps(float(row.fps) if row.fps else FPS[row.dataset], row.source)
+    cap = int(sheet_limit('RAICL_MAX_CLIP_FRAMES'))
+    if offset - onset + 1 > cap:
+        raise ValueError(f'{row.source}: the clip spans {offset - onset + 1} frames '
+                         f'(onset {onset}, offset {offset}), over the cap of {cap} '
+                         '(RAICL_MAX_CLIP_FRAMES raises it)')
     span_s = (offset - onset + 1) / fps
     if span_s > LONG_CLIP_S:
         flags.append(f'clip spans {offset - onset + 1} frames ({span_s:.1f} s, over '
@@ -557,7 +591,8 @@ def build_clip(row: SheetRow, label: str, report: ParseReport, *, check_frames: 
             return None
         numbers = sorted(n for n in frames if onset <= n <= offset)
         paths = [frames[n] for n in numbers]
-        missing = sorted(set(range(onset, offset + 1)) - set(numbers))
+        present = set(numbers)
+        missing = [n for n in range(onset, offset + 1) if n not in present]
         if missing:
             flags.append(f'{len(missing)} of {offset - onset + 1} frames missing between '
                          f'onset and offset in {folder} (frames {_short_list(missing)}); '

@@ -39,7 +39,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from raicl_mm.datasets.records import ParseReport
 from raicl_mm.datasets.sources.class_maps import check_protocol, protocol_name
 from raicl_mm.datasets.sources.common import (DirCache, SheetRow, build_from_rows, cell_text,
-                                              parse_frame, read_sheet)
+                                              check_fps, parse_frame, read_sheet)
 
 #: Logical columns of a sheet protocol; True = required.
 COLUMNS: Dict[str, bool] = {'subject': True, 'clip': True, 'onset': True, 'apex': False,
@@ -116,6 +116,7 @@ def check_sheet_spec(spec: Mapping) -> Dict:
                 not math.isfinite(fps) or fps <= 0:
             raise ValueError(f'protocol {name!r}: protocol.fps must be a positive '
                              f'number, got {fps!r}')
+        check_fps(float(fps), f'protocol {name!r}: protocol.fps')
     elif out['columns']['fps'] is None:
         raise ValueError(f'protocol {name!r}: give the frame rate, protocol.fps or '
                          'a per-row column protocol.columns.fps')
@@ -155,7 +156,7 @@ def _parse_fps(value, source: str, column: str) -> Optional[float]:
     if not math.isfinite(fps) or fps <= 0:
         raise ValueError(f'{source}: column {column!r} holds {text!r}, expected a '
                          'frame rate (frames per second > 0)')
-    return fps
+    return check_fps(fps, f'{source}, column {column!r}')
 
 
 def read_generic_sheet(spec: Dict, ann_file) -> List[SheetRow]:
