@@ -92,9 +92,10 @@ def data_settings(cfg, loader: Optional[str] = None) -> dict:
 
 
 def _as_plain(value):
-    """ConfigDict / tuple-vs-list agnostic form for comparisons."""
+    """ConfigDict / tuple-vs-list agnostic form for comparisons; MMEngine's
+    ``_scope_`` tag (which package a ``pkg::`` base came from) is left out."""
     if isinstance(value, dict):
-        return {k: _as_plain(v) for k, v in value.items()}
+        return {k: _as_plain(v) for k, v in value.items() if k != '_scope_'}
     if isinstance(value, (list, tuple)):
         return [_as_plain(v) for v in value]
     return value
