@@ -166,8 +166,10 @@ def fold_stats(fold_dir):
     return iters, (sum(times) / len(times) if times else float('nan'))
 
 
-def probe_step_cost(cfg_path, threads, steps, warmup=1):
-    """Seconds per bare training step of a config's model on random data."""
+def probe_step_cost(cfg_path, threads, steps, warmup=1, device=None):
+    """Seconds per bare training step of a config's model on random data,
+    on ``device`` (default: CUDA when available, the device the folds of
+    tools/loso.py train on), synchronised at both ends."""
     import torch
     import raicl_mm  # noqa: F401
     from mmaction.registry import MODELS
@@ -178,19 +180,22 @@ def probe_step_cost(cfg_path, threads, steps, warmup=1):
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    sync = torch.cuda.synchronize if device == 'cuda' else None
     try:
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
         model.init_weights()
-        model.train()
+        model.to(device).train()
         opt_cfg = dict(cfg.optim_wrapper.optimizer)
         opt = getattr(torch.optim, opt_cfg.pop('type'))(
             model.parameters(), **opt_cfg)
         bs = int(cfg.train_dataloader.batch_size)
         h, w = data_settings(cfg)['flow_cfg']['size']
-        x = torch.randn(bs, 2, 3, h, w)
-        samples = [ActionDataSample().set_gt_label(i % cfg.model.num_classes)
-                   for i in range(bs)]
+        x = torch.randn(bs, 2, 3, h, w, device=device)
+        samples = [ActionDataSample().set_gt_label(
+            i % cfg.model.num_classes).to(device) for i in range(bs)]
 
         def step():
             loss, _ = model.parse_losses(model(x, samples, mode='loss'))
@@ -201,13 +206,13 @@ def probe_step_cost(cfg_path, threads, steps, warmup=1):
 
         for _ in range(warmup):
             step()
-        with common.Timer() as t:
+        with common.Timer(sync) as t:
             for _ in range(steps):
                 step()
         name = (osp.relpath(cfg_path, common.REPO)
                 if osp.abspath(cfg_path).startswith(common.REPO + os.sep)
                 else f'{osp.basename(cfg_path)} (reduced, temporary)')
-        return dict(config=name, batch=bs,
+        return dict(config=name, batch=bs, device=device,
                     size=[h, w], threads=threads, steps=steps,
                     s_per_step=round(t.seconds / steps, 4),
                     load_avg=t.load)

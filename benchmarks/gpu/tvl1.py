@@ -108,6 +108,7 @@ def body(sec: gc.Section, device: str) -> None:
         date=base.get('date'), opencv=base.get('opencv'),
         file=osp.relpath(BASELINE, gc.REPO), error=base.get('error'),
         sizes={})
+    prev_big_s = prev_size = None
     for size in sizes:
         key = str(size)
         if sec.remaining() < 5:
@@ -138,16 +139,21 @@ def body(sec: gc.Section, device: str) -> None:
             return dict(ok=True)
         sec.check(f'warmup_{size}', warm)
         flows = {}
-        last_rate = None
-        for bs in batches:
+        # Largest batch first: on a GPU a smaller batch does not take longer
+        # than a larger one, so the last call's time bounds the next one's;
+        # a skipped batch's estimate scales with the pairs.
+        est = (prev_big_s * (size / prev_size) ** 2 if prev_big_s else None)
+        for bs in sorted(batches, reverse=True):
             name = f'{size}px_batch{bs}'
-            if last_rate:
-                est = bs / last_rate
-                if est > sec.remaining() - 3:
-                    sec.skip(name, f'budget: ~{est:.0f} s estimated from '
-                             f'the previous batch, {sec.remaining():.0f} s '
-                             'left')
-                    continue
+            if est is not None and est > sec.remaining() - 3:
+                sec.skip(name, f'budget: ~{est:.1f} s a call estimated, '
+                         f'{sec.remaining():.0f} s left')
+                est = est * (min(batches) if bs == min(batches) else
+                             max(b for b in batches if b < bs)) / bs
+                continue
+            if sec.remaining() < 5:
+                sec.skip(name, f'budget: {sec.remaining():.0f} s left')
+                continue
 
             def run(bs=bs):
                 times = []
@@ -173,7 +179,10 @@ def body(sec: gc.Section, device: str) -> None:
                                                       if peak else None))
             r = sec.check(name, run)
             if r:
-                last_rate = r['pairs_per_s']
+                call_s = min(r['seconds'])
+                if bs == max(batches):
+                    prev_big_s, prev_size = call_s, size
+                est = call_s
                 row = dict(r)
                 row['speedup'] = speedups(r['pairs_per_s'], b)
                 entry[f'batch_{bs}'] = row
