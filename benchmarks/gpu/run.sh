@@ -86,12 +86,18 @@ if ! "${PY[@]}" -c 'import scipy' >/dev/null 2>&1; then
   export PYTHONPATH="$PYTHONPATH:$PWD/benchmarks/gpu/stubs"
   SCIPY="stub: benchmarks/gpu/stubs/scipy (t.ppf, stats.mode)"
 fi
-"${PY[@]}" - "$ENV_JSON" "$WHEEL_NOTE" "$SCIPY" "$DEVICE" "$TINY" <<'PYEOF' \
+DISTUTILS=available
+if ! "${PY[@]}" -c 'from distutils import errors' >/dev/null 2>&1; then
+  export PYTHONPATH="$PYTHONPATH:$PWD/benchmarks/gpu/stubs_distutils"
+  DISTUTILS="stub: benchmarks/gpu/stubs_distutils (errors only)"
+fi
+"${PY[@]}" - "$ENV_JSON" "$WHEEL_NOTE" "$SCIPY" "$DEVICE" "$TINY" "$DISTUTILS" <<'PYEOF' \
   > "$OUT/logs/environment.log" 2>&1
 import json, os, platform, sys, time
-out, wheels, scipy, device, tiny = sys.argv[1:6]
+out, wheels, scipy, device, tiny, distutils = sys.argv[1:7]
 env = dict(python=platform.python_version(), executable=sys.executable,
-           wheels=wheels, scipy=scipy, device_requested=device,
+           wheels=wheels, scipy=scipy, distutils=distutils,
+           device_requested=device,
            tiny=bool(tiny), pythonpath=os.environ.get('PYTHONPATH', ''),
            date=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
 try:
