@@ -203,6 +203,13 @@ def run_section(name: str, args, body: Callable[[Section, str], None]) -> int:
     return sec.finish()
 
 
+def python_cmd() -> list:
+    """This interpreter with the flags that change where it finds packages
+    (``-S`` when run so: the device-like check of check_env.py), for the
+    processes a section starts."""
+    return [sys.executable] + (['-S'] if sys.flags.no_site else [])
+
+
 def sync(device: str) -> None:
     if device == 'cuda':
         import torch

@@ -157,7 +157,7 @@ def run_round(sec, k, cfg_path, p, tmp, log_dir, device, limit_s):
             if device == 'cpu':
                 env['CUDA_VISIBLE_DEVICES'] = ''
             log = open(osp.join(log_dir, f'k{k}_fold{i}.log'), 'w')
-            cmd = [sys.executable, '-m', 'benchmarks.gpu.fold_worker',
+            cmd = [*gc.python_cmd(), '-m', 'benchmarks.gpu.fold_worker',
                    cfg_path, '--fold', str(i), '--epochs', str(p['epochs']),
                    '--work-dir', osp.join(tmp, f'work_k{k}_{i}'),
                    '--out', out]

@@ -62,7 +62,7 @@ def body(sec: gc.Section, device: str) -> None:
             sec.skip(name, f'budget: the first variant took {expected:.0f} '
                      f's, {left:.0f} s left')
             continue
-        cmd = [sys.executable, script, '--device', device, '--amp', amp,
+        cmd = [*gc.python_cmd(), script, '--device', device, '--amp', amp,
                '--num-workers', str(workers)]
         if tiny:
             cmd += ['--quick']
