@@ -1,3 +1,4 @@
-# Alias kept for one release: the embedded synthetic default under its name in
+# Alias kept for one release of the embedded synthetic default,
+# configs/raicl/raicl_r18-w32_1xb16-30e_synthetic-loso-3cls.py, its name in
 # OpenMMLab's scheme ({algorithm}_{backbone}_{NxB}_{schedule}_{dataset}).
-_base_ = ['./raicl_r18-w32_1xb16-30e_synthetic-loso-3cls.py']
+_base_ = ['./raicl/raicl_r18-w32_1xb16-30e_synthetic-loso-3cls.py']

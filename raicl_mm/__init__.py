@@ -10,7 +10,8 @@ from . import compat
 COMPAT_APPLIED = compat.apply_all()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
+from . import registry  # noqa: E402,F401  (the raicl_mm:: config scope)
 
 __version__ = '0.1.0'
-__all__ = ['compat', 'datasets', 'engine', 'evaluation', 'models',
+__all__ = ['compat', 'datasets', 'engine', 'evaluation', 'models', 'registry',
            '__version__']

@@ -498,9 +498,13 @@ def require_optflow():
 #: ``(category, message regex, module regex)`` of warnings that the stack
 #: prints on every import and that say nothing to a Ra-ICL user. mmcv-lite
 #: has no compiled ops by design (docs/stack.md); Ra-ICL uses none.
+#: setuptools 80 warns at each import (and mmengine's and mim's reload) of
+#: pkg_resources, which they need for `mmaction::` / `raicl_mm::` look-ups.
 KNOWN_WARNINGS = (
     (UserWarning, r'Fail to import ``MultiScaleDeformableAttention`` from '
      r'``mmcv\.ops\.multi_scale_deform_attn``', r'mmcv\.cnn\.bricks'),
+    (UserWarning, r'pkg_resources is deprecated as an API',
+     r'(importlib|pkg_resources|mmengine\.utils|mim\.)'),
 )
 
 
@@ -521,10 +525,34 @@ def filter_known_warnings() -> bool:
     return added
 
 
+# --------------------------------------------------------------------------
+# 5. `_base_ = 'raicl_mm::...'`
+# --------------------------------------------------------------------------
+def register_config_package() -> bool:
+    """Let MMEngine resolve ``raicl_mm::<folder>/<config>.py``.
+
+    MMEngine 0.10 accepts ``package::`` only for the packages of its table
+    ``mmengine.config.utils.MODULE2PACKAGE``; this adds raicl_mm's own entry
+    (no other entry is touched). The configs come from ``raicl_mm/.mim``
+    (setup.py) and the scope from :mod:`raicl_mm.registry`. Effective once
+    raicl_mm is imported: the project's tools import it first; elsewhere
+    ``import raicl_mm`` before ``Config.fromfile``. Returns True when added.
+    """
+    try:
+        from mmengine.config import utils as config_utils
+    except ImportError:  # pragma: no cover
+        return False
+    if config_utils.MODULE2PACKAGE.get('raicl_mm') == 'raicl_mm':
+        return False
+    config_utils.MODULE2PACKAGE['raicl_mm'] = 'raicl_mm'
+    return True
+
+
 def apply_all() -> dict:
     """Apply every fix; returns which ones were needed (for logs and tests)."""
     return dict(warnings=filter_known_warnings(), drn=patch_mmaction_drn(),
-                checkpoint=patch_checkpoint_loading())
+                checkpoint=patch_checkpoint_loading(),
+                config_package=register_config_package())
 
 
 def mark_trusted(paths: Iterable[str]) -> None:
@@ -537,6 +565,7 @@ __all__ = [
     'apply_all', 'patch_mmaction_drn', 'patch_checkpoint_loading',
     'load_checkpoint_file', 'trust_checkpoint', 'is_trusted', 'TRUST_ENV',
     'require_optflow', 'checkpoint_safe_globals', 'filter_known_warnings',
+    'register_config_package',
     'KNOWN_WARNINGS', 'CheckpointError',
     'MissingCheckpointError', 'CorruptCheckpointError',
     'UntrustedCheckpointError', 'HISTORY_BUFFER_STATISTICS', 'OPTFLOW_FIX'

@@ -155,7 +155,10 @@ def test_repo_configs_test_pipeline_matches_its_dataset():
     from mmengine.config import Config
     from raicl_mm.datasets.transforms import inference_settings_mismatch
     bad = {}
-    for path in sorted((REPO / 'configs').glob('*.py')):
+    paths = sorted((REPO / 'configs').glob('*.py')) + sorted(
+        (REPO / 'configs' / 'raicl').glob('*.py'))
+    assert len(paths) >= 16
+    for path in paths:
         cfg = Config.fromfile(str(path))
         steps = [s['type'] for s in cfg.test_dataloader.dataset.pipeline]
         assert steps[0] == 'ClipInstances', path.name

@@ -10,11 +10,21 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch/torchvision first, pinned, so that nothing resolves a different build.
 .venv/bin/python -m pip install -q 'torch==2.14.1' 'torchvision==0.29.1'
-.venv/bin/python -m pip install -q -e '.[tests]'
+# the package (editable; setup.py links configs/, tools/ and model-index.yml
+# into raicl_mm/.mim as OpenMMLab packages do), the tests and OpenMMLab's
+# `mim` (its resolution keeps setuptools in raicl_mm's range, >=77.0.3,<81,
+# which still ships pkg_resources for mmengine's `mmaction::` look-ups).
+.venv/bin/python -m pip install -q -e '.[tests,mim]'
+# mmcv: keep a full mmcv if the environment has one; otherwise mmcv-lite
+# (no compiled ops; Ra-ICL needs none). Never one over the other.
+if ! .venv/bin/python -c "import mmcv" 2>/dev/null; then
+  .venv/bin/python -m pip install -q 'mmcv-lite>=2.0.0rc4,<2.2.0'
+fi
 # mmengine and mmcv-lite pull in opencv-python, which overwrites the cv2 of
 # opencv-contrib-python-headless; TV-L1 (cv2.optflow) is contrib-only, so the
 # contrib build is put back last.
 if ! .venv/bin/python -c "import cv2, sys; sys.exit(0 if hasattr(cv2, 'optflow') else 1)" 2>/dev/null; then
   .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-contrib-python-headless
 fi
+.venv/bin/python -m pip check
 .venv/bin/python -c "import raicl_mm, cv2; cv2.optflow; print('raicl_mm', raicl_mm.__version__, '| torch', __import__('torch').__version__, '| cv2', cv2.__version__, 'with optflow')"
