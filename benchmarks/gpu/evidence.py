@@ -1,6 +1,7 @@
 """The evidence grid at the paper's schedule, in one call on one GPU.
 
-    python benchmarks/gpu/evidence.py --out OUTDIR --device cuda --budget-s 240
+    python benchmarks/gpu/evidence.py --out OUTDIR --device cuda --budget-s 240 \
+        --grids v3:cpu v3:paper v2:paper v2:cpu
     python benchmarks/gpu/evidence.py --out OUTDIR --tiny --device cpu   # test
 
 The rows of ``tools/ablation.py --grid v3`` and ``--grid v2`` (M1, M2, M4,
@@ -43,6 +44,13 @@ PAPER_SCHEDULE = [
     'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=100',
     'param_scheduler.0.gamma=0.9', 'default_hooks.logger.interval=10',
     'log_processor.window_size=10']
+#: The CPU schedule of benchmark v3 (configs/benchmark_v3/m6_ours.py; the
+#: same options bring v2 to it): 16 epochs, tau = 0.9, decay 0.92 per epoch.
+CPU_SCHEDULE = [
+    'model.tau=0.9', 'train_cfg.max_epochs=16', 'train_cfg.val_begin=16',
+    'train_cfg.val_interval=16', 'default_hooks.checkpoint.interval=16',
+    'param_scheduler.0.gamma=0.92']
+SCHEDULES = {'paper': PAPER_SCHEDULE, 'cpu': CPU_SCHEDULE}
 #: Row order: the declared questions first (docs/benchmark.md).
 ROW_ORDER = ['M2', 'M6', 'M2-reinit', 'M5', 'M4', 'M1', 'M6-zscore',
              'M6-fcdetach', 'shuffled']
@@ -51,8 +59,8 @@ LOADERS = ('train', 'val', 'test')
 
 def tiny_options(name: str) -> List[str]:
     """A set that generates and trains in seconds on a CPU (the test)."""
-    opts = ['train_cfg.max_epochs=2', 'train_cfg.val_begin=2',
-            'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+    opts = ['train_cfg.max_epochs=1', 'train_cfg.val_begin=1',
+            'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
             'model.tau=0.99']
     for loader in LOADERS:
         pre = f'{loader}_dataloader.dataset'
@@ -122,7 +130,11 @@ def main(argv=None) -> int:
                    help='fold-runs at once (default: CPU cores - 2, at most '
                    '14; 2 with --tiny)')
     p.add_argument('--seeds', type=int, nargs='+', default=None)
-    p.add_argument('--grids', nargs='+', default=['v3', 'v2'])
+    p.add_argument('--grids', nargs='+', default=None,
+                   help='GRID:SCHEDULE in order (GRID of tools/ablation.py '
+                   "--grid, SCHEDULE 'paper' or 'cpu'); a budget cut leaves "
+                   'the later ones out; default v3:paper v2:paper, with '
+                   '--tiny v3:paper)')
     args = p.parse_args(argv)
     os.chdir(REPO)  # the configs' data folders are relative to the repo
     os.makedirs(args.out, exist_ok=True)
@@ -138,11 +150,13 @@ def main(argv=None) -> int:
     jobs = args.jobs or (2 if args.tiny else
                          max(1, min(14, (os.cpu_count() or 4) - 2)))
     seeds = args.seeds or ([0, 1] if args.tiny else [0, 1, 2, 3, 4])
+    grids = args.grids or (['v3:paper'] if args.tiny
+                           else ['v3:paper', 'v2:paper'])
     summary: Dict = dict(
         device=device_name(), cuda=torch.cuda.is_available(),
         torch=torch.__version__, tiny=bool(args.tiny), jobs=jobs, seeds=seeds,
         k_folds=2, fold_seed=0, budget_s=budget,
-        schedule=PAPER_SCHEDULE if not args.tiny else 'tiny', grids={})
+        schedules=SCHEDULES if not args.tiny else 'tiny', grids={})
     if args.device == 'cuda' and not torch.cuda.is_available():
         summary['error'] = 'CUDA requested but torch.cuda.is_available() is False'
         _write(args.out, summary)
@@ -156,22 +170,31 @@ def main(argv=None) -> int:
         logs.append(line)
         print(line, flush=True)
 
-    for name in args.grids:
-        entry: Dict = dict(results=f'ablation_{name}_paper.json')
-        summary['grids'][name] = entry
+    for spec in grids:
+        name, _, schedule = spec.partition(':')
+        schedule = schedule or 'paper'
+        entry: Dict = dict(results=f'ablation_{name}_{schedule}.json',
+                           schedule=schedule)
+        summary['grids'][spec] = entry
         t0 = time.perf_counter()
         try:
+            if schedule not in SCHEDULES:
+                raise ValueError(f'--grids {spec}: schedule must be one of '
+                                 f'{sorted(SCHEDULES)}')
             methods = _grid(name, args.tiny)
-            extra = tiny_options(name) if args.tiny else list(PAPER_SCHEDULE)
+            extra = (tiny_options(name) if args.tiny
+                     else list(SCHEDULES[schedule]))
             entry['flow_s'] = round(_prepare_flows(
-                methods, extra, max(1, (os.cpu_count() or 2)), log), 1)
+                methods, extra, 1 if args.tiny else max(1, os.cpu_count() or 2),
+                log), 1)
             left = None if deadline is None else deadline - time.time()
             if left is not None and left <= 0:
                 entry['cut'] = 'budget spent before this grid started'
                 continue
             res = run_ablation(
                 methods, seeds, 2, osp.join(args.out, entry['results']),
-                osp.join('work_dirs', 'gpu_evidence', name), extra_options=extra,
+                osp.join('work_dirs', 'gpu_evidence', f'{name}_{schedule}'),
+                extra_options=extra,
                 attention=False, log=log, jobs=jobs, budget_s=left)
             done = {(r['method'], r['seed']) for r in res['runs']}
             entry['runs'] = len(done)
