@@ -1,4 +1,4 @@
-# Reading on the benchmark (issue 11, item 5): per-instance flow normalisation
+# Reading on the benchmark: per-instance flow normalisation
 # 'none' instead of the default 'standardize' (the paper does not say).
 # The full method otherwise; docs/benchmark.md gives the measurement.
 _base_ = ['../m6_ours.py']

@@ -1,4 +1,4 @@
-# Reading on the benchmark (issue 11, item 5): the target's horizontal flip
+# Reading on the benchmark: the target's horizontal flip
 # as a plain image flip, instead of the flow-aware flip (mirror and negate
 # u: a mirrored motion moves the other way).
 _base_ = ['../m6_ours.py']

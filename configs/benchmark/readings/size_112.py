@@ -1,4 +1,4 @@
-# Reading on the benchmark (issue 11, item 5): the flow and the network input
+# Reading on the benchmark: the flow and the network input
 # at 112 px (the CDE configs' size) instead of the frames' own 64 px: the
 # frames are resized before the flow, and the feature map is 7x7 instead of
 # 4x4 for the 8 facial queries.

@@ -1,4 +1,4 @@
-# Reading on the benchmark (issue 11, item 5): the online assignment P_theta
+# Reading on the benchmark: the online assignment P_theta
 # at temperature 1 (Eq. 8 as printed) instead of 0.1; the target keeps the
 # 'sharpen' reading (teacher temperature 0.04, centering).
 _base_ = ['../m6_ours.py']

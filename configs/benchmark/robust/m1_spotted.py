@@ -1,4 +1,4 @@
-# Seed 004's robust-MER table on the synthetic benchmark, "Spotting" column:
+# The robust-MER table of "Rethinking key-frame-based micro-expression recognition" (CausalNet) on the synthetic benchmark, "Spotting" column:
 # M1 with the apex from the automatic spotter (the frame where the
 # onset->frame motion peaks, raicl_mm.datasets.sampling; docs/results.md
 # gives its error against the benchmark's true apex) instead of the sheet.

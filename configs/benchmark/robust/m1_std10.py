@@ -1,4 +1,4 @@
-# Seed 004's robust-MER table on the synthetic benchmark: M1 with Gaussian
+# The robust-MER table of "Rethinking key-frame-based micro-expression recognition" (CausalNet) on the synthetic benchmark: M1 with Gaussian
 # noise of STD 10 CASME II frames on the annotated apex (rounded, kept in the
 # clip). The seed's STD is in frames of 200-fps clips whose onset->offset
 # averages 67.21 frames (CASME II, the reference sheet); the benchmark's clips
