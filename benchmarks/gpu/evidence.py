@@ -150,8 +150,10 @@ def main(argv=None) -> int:
     jobs = args.jobs or (2 if args.tiny else
                          max(1, min(14, (os.cpu_count() or 4) - 2)))
     seeds = args.seeds or ([0, 1] if args.tiny else [0, 1, 2, 3, 4])
-    grids = args.grids or (['v3:paper'] if args.tiny
-                           else ['v3:paper', 'v2:paper'])
+    # RAICL_EVIDENCE_GRIDS: the order for a suite run (benchmarks/gpu/run.sh)
+    env_grids = os.environ.get('RAICL_EVIDENCE_GRIDS', '').split()
+    grids = args.grids or (['v3:paper'] if args.tiny else
+                           env_grids or ['v3:paper', 'v2:paper'])
     summary: Dict = dict(
         device=device_name(), cuda=torch.cuda.is_available(),
         torch=torch.__version__, tiny=bool(args.tiny), jobs=jobs, seeds=seeds,
