@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-from types import SimpleNamespace
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -100,19 +99,31 @@ class ClipInstances(BaseTransform):
     def transform(self, results: dict) -> dict:
         if results.get('instances') is not None:
             return results
-        from raicl_mm.apis.inference import RaICLInferencer, read_clip
         source, rgb = self._source(results)
         if rgb and source.ndim == 4 and source.shape[-1] == 3:
             source = np.ascontiguousarray(source[..., ::-1])  # RGB -> BGR
-        clip = read_clip(source, fps=self.fps)
-        steps = SimpleNamespace(flow_cfg=self.flow_cfg,
-                                sampling=self.sampling)
-        positions, inst = RaICLInferencer._instances(steps, clip)[3:5]
+        positions, numbers, inst = self._compute(source)
         results['instances'] = inst
-        results['frame_numbers'] = [int(clip.frame_numbers[p])
-                                    for p in positions]
-        results.setdefault('sample_id', clip.name)
+        results['frame_numbers'] = [int(numbers[p]) for p in positions]
+        results.setdefault('sample_id', source if isinstance(source, str)
+                           else 'array')
         return results
+
+    def _compute(self, source):
+        """(positions, frame numbers, instances) of a clip, by
+        :class:`RaICLInferencer`'s own decoding, selection and flow steps
+        (an inferencer without a model: only its settings are set)."""
+        from raicl_mm.apis.inference import RaICLInferencer, read_clip
+        steps = RaICLInferencer.__new__(RaICLInferencer)
+        steps.flow_cfg, steps.sampling = self.flow_cfg, self.sampling
+        steps.allow_truncated = False
+        name = source if isinstance(source, str) else 'array'
+        clip = read_clip(source, None, None, self.fps,
+                         select=lambda numbers, rate: steps._select(
+                             numbers, rate, name),
+                         allow_truncated=False)
+        positions, inst = steps._instances(clip)[3:5]
+        return positions, list(clip.frame_numbers), inst
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(flow_cfg={self.flow_cfg}, '
