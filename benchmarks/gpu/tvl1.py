@@ -95,7 +95,13 @@ def body(sec: gc.Section, device: str) -> None:
     tiny = sec.data['tiny']
     sizes = (32,) if tiny else (112, 224)
     batches = (1, 4) if tiny else (1, 16, 64, 256)
+    if OPTS.get('sizes'):
+        sizes = tuple(int(x) for x in OPTS['sizes'].split(','))
+    if OPTS.get('batches'):
+        batches = tuple(int(x) for x in OPTS['batches'].split(','))
+    sec.data['input'] = dict(sizes=list(sizes), batches=list(batches))
     n_cpu = {32: 2, 112: 8, 224: 2}
+    n_cpu = {sz: n_cpu.get(sz, 2) for sz in sizes}
     base = load_baseline()
     figs = sec.data['figures']
     sec.data['baseline'] = dict(
@@ -241,8 +247,17 @@ def body(sec: gc.Section, device: str) -> None:
                  'that machine is shared); both are given')
 
 
+OPTS = {}
+
+
 def main(argv=None):
-    args = gc.parse_args(__doc__.split('\n')[0], argv)
+    def extra(p):
+        p.add_argument('--sizes', help='comma-separated sizes (px) instead '
+                       'of 112,224 (32 with --tiny)')
+        p.add_argument('--batches', help='comma-separated batch sizes '
+                       'instead of 1,16,64,256 (1,4 with --tiny)')
+    args = gc.parse_args(__doc__.split('\n')[0], argv, extra)
+    OPTS.update(sizes=args.sizes, batches=args.batches)
     return gc.run_section('tvl1', args, body)
 
 
