@@ -206,3 +206,40 @@ def test_mim_train_a_config_inheriting_from_raicl_mm(fresh_env, tmp_path):
     # the run used the installed package, not this checkout
     for mine in ('raicl_mm', 'configs', 'tools'):
         assert str(REPO / mine) not in out
+
+
+@pytest.mark.slow
+def test_installing_the_wheel_keeps_a_full_mmcv(fresh_env, wheel, tmp_path):
+    """An environment with full mmcv (here its metadata, as pip sees it) and
+    the rest of the stack: resolving the wheel with its dependencies installs
+    neither mmcv nor mmcv-lite over it (pip's own resolver, --dry-run)."""
+    import json
+    py, env, root = fresh_env
+    site = Path(subprocess.run(
+        [str(py), '-c', 'import sysconfig; print(sysconfig.get_paths()'
+         '["purelib"])'], capture_output=True, text=True,
+        check=True).stdout.strip())
+    dist = site / 'mmcv-2.1.0.dist-info'
+    dist.mkdir(exist_ok=True)
+    (dist / 'METADATA').write_text('Metadata-Version: 2.1\nName: mmcv\n'
+                                   'Version: 2.1.0\n')
+    (dist / 'INSTALLER').write_text('pip\n')
+    (dist / 'RECORD').write_text('')
+    report = tmp_path / 'report.json'
+    try:
+        res = subprocess.run(
+            [str(py), '-m', 'pip', 'install', '--dry-run', '--no-index',
+             '--report', str(report), str(wheel)], capture_output=True,
+            text=True, timeout=300, env=env)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        # the wheel (already in this venv) and its dependencies resolve
+        # against what is installed: nothing to install, no mmcv(-lite)
+        names = [i['metadata']['name'].lower()
+                 for i in json.loads(report.read_text())['install']]
+        assert not {'mmcv', 'mmcv-lite', 'mmcv-full'} & set(names), names
+        check = subprocess.run([str(py), '-c', 'from importlib import '
+                                'metadata as m; print(m.version("mmcv"))'],
+                               capture_output=True, text=True, env=env)
+        assert check.stdout.strip() == '2.1.0'
+    finally:
+        shutil.rmtree(dist)
