@@ -126,6 +126,10 @@ def main(argv=None) -> int:
     p.add_argument('--budget-s', type=float, default=None,
                    help='no fold-run starts after this many seconds from the '
                    'start (default 240; none with --tiny)')
+    p.add_argument('--reserve-s', type=float, default=None,
+                   help='no fold-run starts in the last this many seconds of '
+                   'the budget, so that the runs under way finish and are '
+                   'recorded (default 100; 0 with --tiny)')
     p.add_argument('--jobs', type=int, default=None,
                    help='fold-runs at once (default: CPU cores - 2, at most '
                    '14; 2 with --tiny)')
@@ -146,7 +150,10 @@ def main(argv=None) -> int:
     start = time.time()
     budget = args.budget_s if args.budget_s is not None else (
         None if args.tiny else 240.0)
-    deadline = None if budget is None else start + float(budget)
+    reserve = args.reserve_s if args.reserve_s is not None else (
+        0.0 if args.tiny else 100.0)
+    deadline = (None if budget is None
+                else start + max(float(budget) - float(reserve), 0.0))
     jobs = args.jobs or (2 if args.tiny else
                          max(1, min(14, (os.cpu_count() or 4) - 2)))
     seeds = args.seeds or ([0, 1] if args.tiny else [0, 1, 2, 3, 4])
@@ -157,7 +164,7 @@ def main(argv=None) -> int:
     summary: Dict = dict(
         device=device_name(), cuda=torch.cuda.is_available(),
         torch=torch.__version__, tiny=bool(args.tiny), jobs=jobs, seeds=seeds,
-        k_folds=2, fold_seed=0, budget_s=budget,
+        k_folds=2, fold_seed=0, budget_s=budget, reserve_s=reserve,
         schedules=SCHEDULES if not args.tiny else 'tiny', grids={})
     if args.device == 'cuda' and not torch.cuda.is_available():
         summary['error'] = 'CUDA requested but torch.cuda.is_available() is False'

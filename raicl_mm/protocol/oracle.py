@@ -45,8 +45,9 @@ def oracle_probe(config: str, cfg_options: Sequence[str] = (),
                                              plan)
     from raicl_mm.synthetic.presets import build_config
 
-    from .ablation import _load_cfg, scores
-    cfg = _load_cfg(config, cfg_options)
+    from .ablation_stats import scores
+    from .configs import load_cfg
+    cfg = load_cfg(config, cfg_options)
     ds_cfg = dict(cfg['train_dataloader']['dataset'])
     spec = dict(ds_cfg['synthetic'])
     root = spec['out']
