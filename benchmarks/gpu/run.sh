@@ -7,7 +7,7 @@
 # fetch_wheels.sh made them), then runs the sections one after another, each
 # in its own process under its own time limit, each writing OUTDIR/<name>.json
 # (a section that fails or runs out of time does not stop the others):
-#   smoke     every path of the package on the device   limit 30 s
+#   smoke     every path of the package on the device   limit 45 s
 #   tvl1      batched torch TV-L1: pairs/s, CPU vs device limit 35 s
 #   train     bench_train.py: fp32, bf16, 2 workers      limit 40 s
 #   protocol  CDE-sized LOSO: flow, folds 8/1/4/2 at once limit 95 s
@@ -145,7 +145,7 @@ if [ -n "$TINY" ]; then
   run_section protocol 300 120
 else
   # Hard limits (s); a section stops starting measurements 6 s before.
-  L_SMOKE=${GPU_LIMIT_SMOKE:-30}; L_TVL1=${GPU_LIMIT_TVL1:-35}
+  L_SMOKE=${GPU_LIMIT_SMOKE:-45}; L_TVL1=${GPU_LIMIT_TVL1:-35}
   L_TRAIN=${GPU_LIMIT_TRAIN:-40}; L_PROTOCOL=${GPU_LIMIT_PROTOCOL:-95}
   run_section smoke "$L_SMOKE" $((L_SMOKE - 6))
   run_section tvl1 "$L_TVL1" $((L_TVL1 - 6))
