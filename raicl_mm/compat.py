@@ -548,9 +548,39 @@ def register_config_package() -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------
+# mmaction2 1.2.0's multimodal models with transformers >= 5
+# ---------------------------------------------------------------------------
+def patch_mmaction_multimodal() -> bool:
+    """Keep ``import mmaction.models`` working beside transformers >= 5.
+
+    mmaction2 1.2.0 imports its VindLU models whenever transformers >= 4.28
+    is installed (``mmaction.utils.dependency.WITH_MULTIMODAL``), and they
+    import ``apply_chunking_to_forward`` from ``transformers.modeling_utils``,
+    which transformers 5 no longer has: every ``import mmaction.models``
+    then fails (seen on a GPU image with transformers 5.17). Ra-ICL uses no
+    multimodal model; with transformers 5 the flag is cleared before
+    ``mmaction.models`` is imported, so mmaction2 registers its own
+    placeholders for them instead. Returns True when the flag was cleared.
+    """
+    from importlib import metadata
+    try:
+        major = int(metadata.version('transformers').split('.')[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+    if major < 5 or 'mmaction.models' in sys.modules:
+        return False
+    from mmaction.utils import dependency
+    if not dependency.WITH_MULTIMODAL:
+        return False
+    dependency.WITH_MULTIMODAL = False
+    return True
+
+
 def apply_all() -> dict:
     """Apply every fix; returns which ones were needed (for logs and tests)."""
     return dict(warnings=filter_known_warnings(), drn=patch_mmaction_drn(),
+                multimodal=patch_mmaction_multimodal(),
                 checkpoint=patch_checkpoint_loading(),
                 config_package=register_config_package())
 
@@ -562,7 +592,8 @@ def mark_trusted(paths: Iterable[str]) -> None:
 
 
 __all__ = [
-    'apply_all', 'patch_mmaction_drn', 'patch_checkpoint_loading',
+    'apply_all', 'patch_mmaction_drn', 'patch_mmaction_multimodal',
+    'patch_checkpoint_loading',
     'load_checkpoint_file', 'trust_checkpoint', 'is_trusted', 'TRUST_ENV',
     'require_optflow', 'checkpoint_safe_globals', 'filter_known_warnings',
     'register_config_package',
