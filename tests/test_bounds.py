@@ -168,3 +168,18 @@ def test_a_truncated_video_is_refused_naming_both_counts(tmp_path):
                      allow_truncated=True)
     assert 2 <= len(clip.frames) < 25
     assert clip.warnings and 'the container reports 25' in clip.warnings[0]
+
+
+def test_a_fifo_or_device_named_like_a_sheet_or_list_is_refused(tmp_path):
+    spec, roots, anns = _sheet(tmp_path)      # writes labels.csv
+    os.rename(tmp_path / 'labels.csv', tmp_path / 'ok.csv')
+    os.mkfifo(tmp_path / 'labels.csv')
+    os.symlink('/dev/zero', tmp_path / 'exclude.txt')
+    with deadline():
+        with pytest.raises(ValueError, match=r'lab sheet .*labels\.csv is a FIFO, not a '
+                                             'regular file'):
+            build_records(spec, roots, dict(lab=str(tmp_path / 'labels.csv')),
+                          check_frames=False)
+        with pytest.raises(ValueError, match=r'exclusion list .*exclude\.txt is a device'):
+            build_records(spec, roots, dict(lab=str(tmp_path / 'ok.csv')),
+                          exclude_file=str(tmp_path / 'exclude.txt'), check_frames=False)

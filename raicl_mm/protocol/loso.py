@@ -194,8 +194,8 @@ class _Progress:
             all_g = [g for v in self.pooled.values() for g in v[0]]
             all_p = [p for v in self.pooled.values() for p in v[1]]
             pooled = uf1_uar(confusion_matrix(all_g, all_p, n_cls))
-            text += (f'; fold UF1 {100 * fold["UF1"]:.2f} acc {100 * acc:.2f}; '
-                     f'pooled UF1 {100 * pooled["UF1"]:.2f} over {len(self.pooled)} '
+            text += (f'; fold UF1 {_pct(fold.get("UF1"))} acc {_pct(acc)}; '
+                     f'pooled UF1 {_pct(pooled.get("UF1"))} over {len(self.pooled)} '
                      'folds')
         if res.status in ('finished', 'tested') and res.seconds:
             self.trained_s.append(res.seconds)
@@ -205,6 +205,10 @@ class _Progress:
             eta = sum(self.trained_s) / len(self.trained_s) * left / self.workers
             text += f', ETA {_duration(eta)}'
         return text + ']'
+
+
+def _pct(value) -> str:
+    return '-' if value is None else f'{100 * value:.2f}'
 
 
 def _duration(seconds: float) -> str:

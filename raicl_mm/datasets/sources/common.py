@@ -237,6 +237,30 @@ _OLE_MAGIC = b'\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1'
 _EXCEL_SUFFIXES = ('.xlsx', '.xlsm', '.xls')
 
 
+def require_regular_file(path: Path, what: str) -> None:
+    """Refuse a path that is missing or is not a regular file (a FIFO would
+    hang the read, ``/dev/zero`` through a link would never end), before it
+    is opened.
+
+    Raises:
+        FileNotFoundError: Missing.
+        ValueError: Not a regular file, naming what it is.
+    """
+    import stat as _stat
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'{what} not found: {path}') from None
+    except OSError as err:
+        raise ValueError(f'{what} {path} cannot be read ({err.strerror or err})') from None
+    if not _stat.S_ISREG(st.st_mode):
+        kind = ('a FIFO' if _stat.S_ISFIFO(st.st_mode) else 'a folder'
+                if _stat.S_ISDIR(st.st_mode) else 'a device'
+                if _stat.S_ISCHR(st.st_mode) or _stat.S_ISBLK(st.st_mode)
+                else 'not a regular file')
+        raise ValueError(f'{what} {path} is {kind}, not a regular file')
+
+
 def _sheet_kind(path: Path, head: bytes) -> str:
     """``'excel'`` or ``'csv'`` from the suffix, refusing content of the other kind.
 
@@ -298,8 +322,7 @@ def read_sheet(path, sheet_names: Sequence[str] = (), first_cell: str = 'Subject
     if path is None:
         raise FileNotFoundError(f'no {what} sheet given (ann_files entry is None)')
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'{what} sheet not found: {path}')
+    require_regular_file(path, f'{what} sheet')
     with open(path, 'rb') as f:
         head = f.read(4096)
     kind = _sheet_kind(path, head)
@@ -718,8 +741,7 @@ def read_exclusions(path) -> List[str]:
         FileNotFoundError: If the file does not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'exclusion list not found: {path}')
+    require_regular_file(path, 'exclusion list')
     ids: List[str] = []
     for line in path.read_text(encoding='utf-8').splitlines():
         text = line.split('#', 1)[0].strip()

@@ -23,7 +23,7 @@ from raicl_mm.datasets.records import ParseReport
 from raicl_mm.datasets.sources.casme2 import casme2_folder, casme2_subject, read_casme2_sheet
 from raicl_mm.datasets.sources.class_maps import CDE_RULE, MEGC_CLASSES
 from raicl_mm.datasets.sources.common import (DirCache, SheetRow, build_clip, cell_text,
-                                              require_root)
+                                              require_regular_file, require_root)
 from raicl_mm.datasets.sources.samm import read_samm_sheet, samm_folder, samm_subject
 from raicl_mm.datasets.sources.smic import (index_smic, smic_canonical, smic_expected_path,
                                             smic_row)
@@ -72,8 +72,7 @@ def read_cde_list(path=None) -> List[CdeEntry]:
             other than 0/1/2 (naming file, row and value).
     """
     path = Path(path) if path is not None else DEFAULT_CDE_LIST
-    if not path.is_file():
-        raise FileNotFoundError(f'CDE list not found: {path}')
+    require_regular_file(path, 'CDE list')
     raw = pd.read_csv(path, header=None, dtype=str)
     if raw.shape[1] < 4:
         raise ValueError(f'{path}: expected 4 columns (dataset, subject, filename, '
