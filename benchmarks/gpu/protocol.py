@@ -325,6 +325,19 @@ def body(sec: gc.Section, device: str) -> None:
             concurrent=k, measured_round_wall_s=rr['wall_s'],
             measured_fold_wall_s=[f['wall_s'] for f in rr['folds']],
             measured_period_s=[f['period_s'] for f in rr['folds']],
+            # where a fold's time goes: the step alone (train_step + hooks),
+            # the rest of the period (data: pipeline, collate, transfer),
+            # process start + imports, building (dataset from the cache,
+            # Runner), scoring the test subject
+            measured_step_s=[f['step_s'] for f in rr['folds']],
+            measured_data_s=[round(f['period_s'] - f['step_s'], 5)
+                             if f['period_s'] and f['step_s'] else None
+                             for f in rr['folds']],
+            measured_start_and_imports_s=[
+                round(f['process_start_to_main_s'] + f['imports_s'], 2)
+                for f in rr['folds']],
+            measured_build_s=[f['build_s'] for f in rr['folds']],
+            measured_val_s=[f['val_s'] for f in rr['folds']],
             gpu_util=rr['gpu_util'],
             max_memory_allocated_mib_per_process=max(mem) if mem else None,
             projected_fold_s_100_epochs=parts['fold_s_mean'],
