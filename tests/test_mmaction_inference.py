@@ -6,8 +6,6 @@ starts with ``ClipInstances``, which computes the instance set from the raw
 clip with RaICLInferencer's own steps, so label and scores agree with
 ``RaICLInferencer`` (mode 'middle', the test pipeline's instance).
 """
-import os.path as osp
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -424,7 +424,7 @@ def instance_strip(instances: np.ndarray, heats: Dict[str, np.ndarray],
         list(heats)
     rows = len(row_names)
     body_h = header_h + col_title_h + rows * (th + gap) + gap
-    notes = list(notes) + ([f'red frame: the middle instance (scored at '
+    notes = list(notes) + (['red frame: the middle instance (scored at '
                             'test time)'] if mark is not None else [])
     foot_h = (84 if legend else 0) + 16 * len(notes)
     width = max(width, 440) if (legend or notes) else width
