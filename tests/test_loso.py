@@ -517,3 +517,19 @@ def test_console_shows_fold_scores_pooled_uf1_and_eta(reference):
     assert all(' fold UF1 ' in ln and ' acc ' in ln and 'pooled UF1' in ln
                for ln in lines), lines
     assert '[1/3, ETA ' in lines[0] and lines[-1].endswith('[3/3]')
+
+
+@pytest.mark.slow
+def test_loso_does_not_take_a_replaced_fold_as_finished(reference, tiny_config, tmp_path):
+    work = _copy_run(reference, tmp_path / 'copy')
+    preds = work / 'fold_casme2_01' / 'predictions.json'
+    data = json.loads(preds.read_text())
+    data['predictions'][0]['pred'] = (data['predictions'][0]['pred'] + 1) % 3
+    preds.write_text(json.dumps(data))      # what a stray one-fold run leaves
+    res = run_tool('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert ("fold casme2_01: failed: error: " in res.stdout
+            and "predictions.json changed after the plan's run wrote it" in res.stdout
+            and f'move {work}/fold_casme2_01 away' in res.stdout), res.stdout
+    assert res.stdout.count(': skipped') == 2
+    assert json.loads(preds.read_text()) == data       # left as it is
