@@ -120,3 +120,11 @@ def test_main_guard_names_an_unexpected_error_and_the_debug_switch(capsys, monke
     with pytest.raises(RuntimeError):
         main_guard(broken, [])
     os.environ.pop('RAICL_DEBUG', None)
+
+
+def test_loso_report_out_that_is_a_file_is_refused_first(tmp_path, capsys):
+    (tmp_path / 'loso_plan.json').write_text(json.dumps(dict(folds=['a_1'], classes=['x'])))
+    out = tmp_path / 'out'
+    out.write_text('')
+    assert load_tool('loso_report').main([str(tmp_path), '--out', str(out)]) == 2
+    assert _last_line(capsys) == f'loso_report: --out {out} is a file, not a folder'

@@ -42,6 +42,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from raicl_mm.engine.cli import debug_wanted, error_line
     from raicl_mm.protocol.report import make_report, report_lines
+    out = args.out or osp.join(args.work_dir, 'report')
+    if osp.exists(out) and not osp.isdir(out):
+        print(f'loso_report: --out {out} is a file, not a folder', file=sys.stderr)
+        return 2
     try:
         report = make_report(args.work_dir, args.allow_missing, args.out)
     except (OSError, ValueError, TypeError, KeyError) as err:
