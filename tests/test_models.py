@@ -1234,3 +1234,15 @@ def test_mrd_batch_mean_embeddings_compares_batch_prototypes():
                                  z_tg.mean(0, keepdim=True))
     assert torch.allclose(out, ref)
     assert not torch.allclose(out, plain.loss_consistency(z_on, z_tg))
+
+
+def test_branch_augment_under_bf16_autocast():
+    """The H200 run of 2026-12-04: the blur ran in bf16 under autocast and
+    was written into the float32 batch ('Index put requires the source and
+    destination dtypes match')."""
+    aug = BranchAugment(jitter=0.2, blur_prob=1.0)
+    aug.reseed(0)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = aug(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()

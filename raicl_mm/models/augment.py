@@ -90,7 +90,7 @@ class BranchAugment(nn.Module):
                 blurred = TF.gaussian_blur(x[pick], [self.blur_kernel] * 2,
                                            [sigma, sigma])
                 x = x.clone()
-                x[pick] = blurred
+                x[pick] = blurred.to(x.dtype)  # autocast: blur may run in bf16
         if self.flip:
             x = hflip(x, self.flow_aware_flip)
         return x
