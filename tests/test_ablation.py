@@ -306,3 +306,49 @@ def test_m2_and_m6_see_the_same_batches(tiny_config, tmp_path):
     for k in a.start:
         assert torch.equal(a.start[k], b.start[k]), k
     assert len(a.batches) >= 2 and a.batches == b.batches
+
+
+def test_duplicated_or_malformed_run_records_are_refused(tmp_path):
+    path = tmp_path / 'r.json'
+    run = {'method': 'M2', 'seed': 0, 'key': 'a'}
+    path.write_text(json.dumps({'runs': [run, dict(run, key='b')]}))
+    with pytest.raises(AblationError, match='runs #0 and #1 are both M2 seed 0'):
+        load_results(str(path))
+    path.write_text(json.dumps({'runs': [dict(run, seed='0')]}))
+    with pytest.raises(AblationError, match="run #0 has method='M2' seed='0'"):
+        load_results(str(path))
+
+
+def test_seed_level_rule_and_noise_floor():
+    from raicl_mm.protocol.ablation_stats import paired_seed_stats, seed_table
+
+    def runs(name, uf1s, teacher=None):
+        return [{'method': name, 'seed': s, 'uf1': u,
+                 **({'target_uf1': teacher[s]} if teacher else {})}
+                for s, u in enumerate(uf1s)]
+    a = runs('A', [80, 82, 81, 83, 80])
+    b = runs('B', [75, 76, 77, 76, 75])
+    st = paired_seed_stats(a, b)
+    assert st['verdict'] == 'A > B' and st['wins'] == 5
+    assert st['diffs'] == [5, 6, 4, 7, 5] and st['low'] > 0
+    # a large mean carried by one seed: the interval includes 0
+    c = runs('C', [75, 76, 77, 76, 95])
+    assert paired_seed_stats(c, b)['verdict'] == 'not distinguishable'
+    # 4 of 5 seeds is enough when the interval excludes 0; 3 of 5 is not
+    d = runs('D', [79, 80, 81, 75.5, 80])
+    st = paired_seed_stats(d, b)
+    assert st['wins'] == 4 and st['verdict'] == 'A > B'
+    assert paired_seed_stats(b, a)['verdict'] == 'A < B'
+    assert paired_seed_stats(a[:1], b[:1]) is None
+    table = '\n'.join(seed_table({'M2': b, 'M6': a,
+                                  'M2-reinit': runs('M2-reinit',
+                                                    [76, 75, 77, 75, 76])}))
+    assert '| M6 | M2 | 5 |' in table and 'M6 > M2' in table
+    assert 'noise floor: sd of Δ' in table
+
+
+def test_teacher_cell_flags_a_teacher_far_below_its_student():
+    from raicl_mm.protocol.ablation_stats import teacher_cell
+    runs = [{'uf1': 80.0, 'target_uf1': 78.0}, {'uf1': 80.0, 'target_uf1': 60.0}]
+    assert '⚠ 1/2 runs > 10 below the student' in teacher_cell(runs)
+    assert '⚠' not in teacher_cell(runs[:1]) and teacher_cell([{'uf1': 1}]) == ''
