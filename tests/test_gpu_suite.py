@@ -4,6 +4,7 @@ section, each JSON with its fields), and the arithmetic and parsing it uses.
 No timing is asserted."""
 import json
 import math
+from pathlib import Path
 import os
 import re
 import subprocess
