@@ -2,7 +2,7 @@
 
 mmengine loads weights with ``strict=False`` and only logs "size mismatch"
 lines, so a 5-class checkpoint in a 3-class config scores with a random head
-and exits 0 (issue 10, item 3). These functions make the mismatch an error
+and exits 0. These functions make the mismatch an error
 naming the keys, and keep loading part of a checkpoint possible on purpose:
 
 * :func:`read_checkpoint` -- the safe, allow-listed load of

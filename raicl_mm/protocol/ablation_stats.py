@@ -280,7 +280,8 @@ def variants_table(by: Dict[str, List[Dict[str, Any]]]) -> List[str]:
     """Methods named ``BASE-VARIANT`` as a grid: a row per BASE, a column per
     variant (the first column the BASE itself), UF1 / UAR mean ± std.
 
-    E.g. seed 004's robust-MER table (``M1``, ``M1-std10`` ... ``M7-spotted``)
+    E.g. the robust-MER table ("Rethinking key-frame-based micro-expression
+    recognition") (``M1``, ``M1-std10`` ... ``M7-spotted``)
     or one method's readings. Empty when no name has a base among the methods.
     """
     grid: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}

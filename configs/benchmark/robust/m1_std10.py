@@ -1,6 +1,6 @@
 # The robust-MER table of "Rethinking key-frame-based micro-expression recognition" (CausalNet) on the synthetic benchmark: M1 with Gaussian
 # noise of STD 10 CASME II frames on the annotated apex (rounded, kept in the
-# clip). The seed's STD is in frames of 200-fps clips whose onset->offset
+# clip). The protocol's STD is in frames of 200-fps clips whose onset->offset
 # averages 67.21 frames (CASME II, the reference sheet); the benchmark's clips
 # average 20.99 frames, so STD 10 is scaled to the same fraction of a clip:
 # 10 x 20.99 / 67.21 = 3.12 frames (tests/test_configs.py checks the figure).
