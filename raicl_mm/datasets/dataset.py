@@ -15,35 +15,7 @@ from .instance_sets import (MISSING_POLICIES, apply_missing_policy,
 from .sampling import SamplingConfig, motion_from_flows
 from .folds import check_holdout, holdout_split, list_folds, resolve_fold
 from .sources import build_records, get_classes
-
-
-def prepare_synthetic(spec: dict) -> dict:
-    """Generate (or reuse) the embedded synthetic set described by ``spec``.
-
-    Several fold processes may build their datasets at once: an exclusive
-    lock next to the output folder lets one generate while the others wait
-    and then reuse it.
-    """
-    import fcntl
-    import os
-
-    from raicl_mm.synthetic import SyntheticConfig, generate
-    spec = dict(spec)
-    out = spec.pop('out', None)
-    if not out:
-        raise ValueError('dataset.synthetic needs out=<folder>')
-    try:
-        cfg = SyntheticConfig(**spec)
-    except TypeError as err:
-        raise ValueError(f'dataset.synthetic: {err}') from None
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    with open(os.path.abspath(out).rstrip('/') + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return generate(out, cfg)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+from .synthetic_set import prepare_synthetic  # noqa: F401  (its old home)
 
 
 #: Datasets distributed as whole frames (DATASETS.md): SAMM 960x650 grey,

@@ -48,7 +48,7 @@ DATA_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file', 'sampling',
 
 def data_settings(cfg) -> Dict:
     """The data settings of a config: top-level keys (older configs) or the
-    Ra-ICL dataset dict of its loaders (:func:`raicl_mm.engine.config.data_settings`).
+    Ra-ICL dataset dict of its loaders (:func:`raicl_mm.datasets.settings.data_settings`).
 
     Returns:
         A plain dict of :data:`DATA_KEYS` (absent keys left out); empty when
@@ -58,8 +58,8 @@ def data_settings(cfg) -> Dict:
     if cfg.get('protocol') is not None:
         source = cfg
     else:
-        from raicl_mm.engine.config import ConfigError
-        from raicl_mm.engine.config import data_settings as dataset_dict
+        from raicl_mm.datasets.settings import ConfigError
+        from raicl_mm.datasets.settings import data_settings as dataset_dict
         try:
             source = dataset_dict(cfg)
         except ConfigError:
@@ -176,7 +176,7 @@ def dataset_info(cfg, sheets_only: bool = False, decode: bool = False,
         raise NoProtocolError('sets no protocol (train_dataloader.dataset.'
                               'protocol or a top-level key "protocol")')
     if data.get('synthetic'):
-        from raicl_mm.datasets.dataset import prepare_synthetic
+        from raicl_mm.datasets.synthetic_set import prepare_synthetic
         prepare_synthetic(dict(data['synthetic']))
     protocol = data['protocol']
     sampling = SamplingConfig(**(data.get('sampling') or {}))

@@ -13,7 +13,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
-from raicl_mm.flow.cache import FlowCache, _one_line, extract_all
+from raicl_mm.flow.cache import FlowCache, extract_all
+from raicl_mm.flow.cache_io import one_line as _one_line
+
+from .settings import ConfigError, data_settings
+from .synthetic_set import prepare_synthetic
 
 #: What a dataset does with clips whose instance set could not be made:
 #: ``'error'`` refuses the split (one line naming every clip and the first
@@ -147,7 +151,6 @@ def extract_config_flows(cfg, workers: Optional[int] = None,
     """
     from raicl_mm.datasets.sampling import SamplingConfig
     from raicl_mm.datasets.sources import build_records
-    from raicl_mm.engine.config import ConfigError, data_settings
     from raicl_mm.flow import FlowConfig
 
     ds = data_settings(cfg)
@@ -168,7 +171,6 @@ def extract_config_flows(cfg, workers: Optional[int] = None,
     except TypeError as exc:
         raise ConfigError(f'dataset flow_cfg/sampling: {exc}') from None
     if ds.get('synthetic'):
-        from .dataset import prepare_synthetic
         prepare_synthetic(plain(ds['synthetic']))
     report = build_records(ds['protocol'], plain(ds['data_roots']),
                            plain(ds['ann_files']),

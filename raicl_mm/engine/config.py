@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Sequence
 
-DATASET_TYPE = 'MicroExpressionFlowDataset'
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-
-#: Dataset settings that train and score must share (``split``,
-#: ``test_mode``, ``pipeline`` and ``flow_workers`` may differ).
-SHARED_DATA_KEYS = ('protocol', 'data_roots', 'ann_files', 'exclude_file',
-                    'flow_cfg', 'sampling', 'flow_cache', 'fold', 'synthetic',
-                    'inner_val', 'holdout', 'on_missing', 'uncropped')
+# The dataset's own settings live in datasets/ (engine imports datasets, never
+# the reverse); re-exported here for the importers of this module.
+from raicl_mm.datasets.settings import (  # noqa: F401
+    DATASET_TYPE, LOADERS, SHARED_DATA_KEYS, ConfigError, as_plain as _as_plain,
+    check_loaders_agree as _check_loaders_agree, data_settings, flow_datasets,
+    set_data_setting)
+from raicl_mm.datasets.synthetic_set import prepare_synthetic
 
 #: Top-level keys read by MMEngine / mmaction2 besides the Runner's arguments.
 _EXTRA_KEYS = {
@@ -45,60 +44,12 @@ _EXTRA_KEYS = {
 }
 
 
-class ConfigError(ValueError):
-    """A config mistake, reported in one line that names the key."""
-
-
 def allowed_top_level_keys() -> set:
     """Keys that reach something: the Runner's arguments and :data:`_EXTRA_KEYS`."""
     from mmengine.runner import Runner
     params = set(inspect.signature(Runner.__init__).parameters) - {'self',
                                                                   'cfg'}
     return params | _EXTRA_KEYS
-
-
-def flow_datasets(cfg) -> Iterator[Tuple[str, dict]]:
-    """``(loader name, dataset dict)`` of every Ra-ICL dataset of the config."""
-    for name in LOADERS:
-        loader = cfg.get(name)
-        if not loader:
-            continue
-        ds = loader.get('dataset')
-        if ds is not None and ds.get('type') == DATASET_TYPE:
-            yield name, ds
-
-
-def data_settings(cfg, loader: Optional[str] = None) -> dict:
-    """The dataset dict that describes the config's data.
-
-    Args:
-        cfg: A Ra-ICL config.
-        loader: Which loader to read; default: the test loader, else the first
-            Ra-ICL dataset found.
-
-    Raises:
-        ConfigError: The config has no ``MicroExpressionFlowDataset``.
-    """
-    found = dict(flow_datasets(cfg))
-    if loader is not None:
-        if loader not in found:
-            raise ConfigError(f'{loader}.dataset is not a {DATASET_TYPE}')
-        return found[loader]
-    for name in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
-        if name in found:
-            return found[name]
-    raise ConfigError(f'the config has no {DATASET_TYPE} in '
-                      f'{", ".join(LOADERS)}')
-
-
-def _as_plain(value):
-    """ConfigDict / tuple-vs-list agnostic form for comparisons; MMEngine's
-    ``_scope_`` tag (which package a ``pkg::`` base came from) is left out."""
-    if isinstance(value, dict):
-        return {k: _as_plain(v) for k, v in value.items() if k != '_scope_'}
-    if isinstance(value, (list, tuple)):
-        return [_as_plain(v) for v in value]
-    return value
 
 
 def _check_top_level(cfg) -> None:
@@ -127,22 +78,6 @@ def _check_top_level(cfg) -> None:
             hint = '; the setting is train_dataloader.batch_size'
         raise ConfigError(f"top-level config key '{key}' reaches nothing"
                           f'{hint}')
-
-
-def _check_loaders_agree(cfg) -> None:
-    sets = list(flow_datasets(cfg))
-    if len(sets) < 2:
-        return
-    first_name, first = sets[0]
-    for name, ds in sets[1:]:
-        for key in SHARED_DATA_KEYS:
-            a, b = _as_plain(first.get(key)), _as_plain(ds.get(key))
-            if a != b:
-                raise ConfigError(
-                    f'{first_name}.dataset.{key} = {a!r} but {name}.dataset.'
-                    f'{key} = {b!r}: train and score must use the same '
-                    f'{key}; set it for every loader (tools/train.py --fold '
-                    f'does so for the fold)')
 
 
 def _check_pipelines(cfg) -> None:
@@ -208,12 +143,6 @@ def check_config(cfg) -> None:
     _check_loader_numbers(cfg)
 
 
-def set_data_setting(cfg, key: str, value) -> None:
-    """Set ``dataset.<key>`` of every Ra-ICL loader (what ``--fold`` does)."""
-    for _, ds in flow_datasets(cfg):
-        ds[key] = value
-
-
 def fold_keys(cfg) -> List[str]:
     """The protocol's LOSO fold keys (parses the sheets, computes no flow)."""
     from raicl_mm.datasets.folds import list_folds
@@ -226,7 +155,6 @@ def load_records(cfg):
     ds = data_settings(cfg)
     if ds.get('synthetic'):
         # the sheet to read is generated first, as the dataset would
-        from raicl_mm.datasets.dataset import prepare_synthetic
         prepare_synthetic(dict(ds['synthetic']))
     return build_records(ds['protocol'], dict(ds.get('data_roots') or {}),
                          dict(ds.get('ann_files') or {}),

@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Tuple
 import numpy as np
 import torch
 
-from .cache import ClipLock, FlowCacheError, _one_line, summarise
+from .cache_io import ClipLock, FlowCacheError, one_line as _one_line, summarise
 from .tvl1_torch import default_device, tvl1_batch
 
 
@@ -36,17 +36,17 @@ def _load_clip(cache, record):
     try:
         positions = cache.positions(record)
         keys = cache.pair_keys(record, positions)
-        got = cache._read_pairs(record, keys)
+        got = cache.read_pairs(record, keys)
         missing = [p for p in sorted(keys) if got[p] is None]
         if missing:
             folder = cache.clip_dir(record)
-            cache._mkdir(folder)
+            cache.mkdir(folder)
             lock = ClipLock(folder)
             # Never wait here while holding other clips' locks (two
             # batched fillers could wait on each other).
             if not lock.acquire(blocking=False):
                 return record, 'busy', None, None
-            again = cache._read_pairs(record, {p: keys[p] for p in missing})
+            again = cache.read_pairs(record, {p: keys[p] for p in missing})
             missing = [p for p in missing if again[p] is None]
         if not missing:
             if lock is not None:

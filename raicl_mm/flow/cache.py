@@ -56,7 +56,6 @@ anything else is a miss and is recomputed, never an exception.
 """
 from __future__ import annotations
 
-import fcntl
 import glob
 import hashlib
 import io
@@ -76,6 +75,8 @@ import numpy as np
 
 from raicl_mm.datasets.sampling import SamplingConfig, clip_positions  # noqa: F401
 
+from .cache_io import ClipLock, FlowCacheError, summarise  # noqa: F401
+from .cache_io import one_line as _one_line
 from .config import FlowConfig
 from .instances import extract_instance_set
 from .tvl1 import set_worker_threads
@@ -88,14 +89,6 @@ CACHE_FORMAT_VERSION = 2
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 _UNSAFE = re.compile(r'[^A-Za-z0-9._-]')
-
-
-class FlowCacheError(RuntimeError):
-    """The cache folder cannot be written (read-only, full, not a folder).
-
-    Not a property of a clip: filling stops at the first one, with one line
-    naming the folder. Pairs already written stay valid.
-    """
 
 
 def _safe_part(part: str) -> str:
@@ -136,46 +129,6 @@ def _frame_id(path: str) -> list:
         return [os.path.basename(path), st.st_size, st.st_mtime_ns]
     except OSError:
         return [os.path.basename(path), None, None]
-
-
-class ClipLock:
-    """An advisory ``flock`` on a clip's cache folder.
-
-    Held while the clip's missing pairs are computed and written, so that
-    two processes filling one cache compute each pair once. Locking the
-    folder itself leaves no lock file behind.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._fd: Optional[int] = None
-
-    def acquire(self, blocking: bool = True) -> bool:
-        """Take the lock; False when ``blocking=False`` and it is held."""
-        fd = os.open(self.folder, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        """Let the next process in (closing the descriptor drops the lock)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> 'ClipLock':
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 class FlowCache:
@@ -318,8 +271,10 @@ class FlowCache:
             self._npy_header_bytes = head
         return head
 
-    def _read_pairs(self, record, keys: Dict[int, str]
-                    ) -> Dict[int, Optional[np.ndarray]]:
+    def read_pairs(self, record, keys: Dict[int, str]
+                   ) -> Dict[int, Optional[np.ndarray]]:
+        """``{position: flow or None}`` of the pairs ``keys`` names (None:
+        not on disk, or damaged)."""
         return {p: self._read_pair(self.pair_path(record, p, k))
                 for p, k in keys.items()}
 
@@ -346,7 +301,7 @@ class FlowCache:
                 :func:`~raicl_mm.datasets.sampling.clip_positions`).
         """
         positions = self.positions(record)
-        got = self._read_pairs(record, self.pair_keys(record, positions))
+        got = self.read_pairs(record, self.pair_keys(record, positions))
         if any(v is None for v in got.values()):
             return None
         self.stats['pairs_reused'] += len(got)
@@ -383,7 +338,7 @@ class FlowCache:
             if not current.exists():
                 return
 
-    def _mkdir(self, folder: Path) -> None:
+    def mkdir(self, folder: Path) -> None:
         """Create ``folder`` (inside ``flow_dir``) and the setting's manifest;
         a linked folder on the way is refused (:meth:`_refuse_links`)."""
         self._refuse_links(folder)
@@ -486,7 +441,7 @@ class FlowCache:
             raise ValueError(f'flows of sample {record.sample_id} have shape '
                              f'{flows.shape}, expected {want}')
         bad = self._out_of_range(record, positions, flows)
-        self._mkdir(self.clip_dir(record))
+        self.mkdir(self.clip_dir(record))
         for p, f in zip(positions, flows):
             if p in bad:
                 continue
@@ -543,14 +498,14 @@ class FlowCache:
         """
         unique = sorted({int(p) for p in positions})
         keys = self.pair_keys(record, unique)
-        got = self._read_pairs(record, keys)
+        got = self.read_pairs(record, keys)
         missing = [p for p in unique if got[p] is None]
         computed = 0
         if missing and compute:
             folder = self.clip_dir(record)
-            self._mkdir(folder)
+            self.mkdir(folder)
             with ClipLock(folder):
-                again = self._read_pairs(record, {p: keys[p] for p in missing})
+                again = self.read_pairs(record, {p: keys[p] for p in missing})
                 got.update({p: a for p, a in again.items() if a is not None})
                 missing = [p for p in missing if got[p] is None]
                 if missing:
@@ -642,11 +597,6 @@ def _crc(data: bytes) -> bytes:
 def _worker_init() -> None:
     # One OpenCV thread per worker process: the pool already fills the cores.
     set_worker_threads(1)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = ' '.join(str(exc).split())
-    return f'{type(exc).__name__}: {text}'
 
 
 def _extract_one(args) -> Dict:
@@ -755,20 +705,3 @@ def extract_all(records: Iterable, cache: FlowCache,
         if 'cache_error' in res:
             raise FlowCacheError(res['cache_error'])
     return summarise(results, seconds)
-
-
-def summarise(results: List[Dict], seconds: float) -> Dict:
-    """The summary of :func:`extract_all` from per-clip results."""
-    ok = [r for r in results if 'error' not in r]
-    pairs = sum(r['pairs_computed'] for r in ok)
-    return dict(
-        built=sum(1 for r in ok if r['built']),
-        reused=sum(1 for r in ok if not r['built']),
-        pairs_computed=int(pairs),
-        pairs_reused=int(sum(r['pairs_reused'] for r in ok)),
-        failed=sorted(({'id': r['id'], 'error': r['error']}
-                       for r in results if 'error' in r),
-                      key=lambda d: d['id']),
-        seconds=round(seconds, 3),
-        pairs_per_s=round(pairs / seconds, 2) if seconds > 0 else 0.0,
-        bytes=int(sum(r['bytes'] for r in ok)))

@@ -11,6 +11,9 @@ from typing import Any, Dict, Optional, Tuple
 
 import cv2
 
+from .face_models import (ALIGN_VERSION, HAAR_CASCADE,  # noqa: F401
+                          cascade_candidate, landmark_model_path)
+
 FLOW_METHODS = ('tvl1', 'farneback', 'tvl1_torch')
 FACE_CROPS = (None, 'haar', 'box', 'landmarks')
 
@@ -22,8 +25,6 @@ NO_FACE_POLICIES = ('error', 'whole_frame')
 FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3,
                         poly_n=5, poly_sigma=1.2, flags=0)
 
-#: OpenCV's frontal-face cascade, used by ``face_crop='haar'`` by default.
-HAAR_CASCADE = 'haarcascade_frontalface_default.xml'
 
 
 @dataclass
@@ -122,8 +123,7 @@ class FlowConfig:
             key['crop_box'] = list(self.crop_box)
         if self.face_crop == 'haar':
             # The cascade by name and size, not by path: moving it is harmless.
-            from .face import _cascade_candidate
-            path = _cascade_candidate(self.haar_cascade)
+            path = cascade_candidate(self.haar_cascade)
             key['haar_cascade'] = [os.path.basename(path),
                                    os.path.getsize(path)
                                    if os.path.isfile(path) else None]
@@ -131,9 +131,8 @@ class FlowConfig:
             key.pop('haar_cascade')
         if self.face_crop == 'landmarks':
             # The model by name and size (as the cascade), and the version of
-            # the alignment recipe in face.py (bump it when the recipe
-            # changes).
-            from .face import ALIGN_VERSION, landmark_model_path
+            # face.py's alignment recipe (face_models.ALIGN_VERSION: bump it
+            # when the recipe changes).
             path = landmark_model_path(self.landmark_model, must_exist=False)
             key['landmark_model'] = [os.path.basename(path),
                                      os.path.getsize(path)

@@ -24,7 +24,6 @@ weights installed from PyPI so nothing is downloaded at run time):
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import warnings
@@ -34,19 +33,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .config import HAAR_CASCADE, FlowConfig
+from .config import FlowConfig
+from .face_models import (ALIGN_VERSION, HAAR_CASCADE, INSTALL_HINT,  # noqa: F401
+                          LANDMARK_MODEL, landmark_model_path)
+from .face_models import cascade_candidate as _cascade_candidate
 
 # One Haar detector per process and cascade file.
 _HAAR: Dict[Tuple[int, str], Any] = {}
-
-
-def _cascade_candidate(haar_cascade: Optional[str]) -> str:
-    """The configured cascade path, or OpenCV's bundled one (may not exist)."""
-    if haar_cascade:
-        return os.path.expanduser(haar_cascade)
-    data = getattr(cv2, 'data', None)
-    folder = getattr(data, 'haarcascades', '') if data is not None else ''
-    return os.path.join(folder, HAAR_CASCADE)
 
 
 def haar_cascade_path(cfg: FlowConfig) -> str:
@@ -140,12 +133,8 @@ def _prepare(img: np.ndarray, box: Optional[Tuple[int, int, int, int]],
 # --------------------------------------------------------------------------
 # face_crop='landmarks'
 # --------------------------------------------------------------------------
-#: Version of the landmark alignment recipe (part of the cache key).
-ALIGN_VERSION = 'dlib-hog-68-eyes-level-square-1'
 #: The onset is detected on a copy whose longer side is at most this.
 DETECT_MAX_SIDE = 960
-LANDMARK_MODEL = 'shape_predictor_68_face_landmarks.dat'
-INSTALL_HINT = 'pip install dlib-bin face-recognition-models'
 
 # One shape predictor per process and model file, one detector per process
 # (building dlib's HOG detector takes seconds; detecting a face, 30 ms).
@@ -153,37 +142,6 @@ _PREDICTOR: Dict[Tuple[int, str], Any] = {}
 _DETECTOR: Dict[int, Any] = {}
 # Clips whose onset showed no face under no_face='whole_frame' (this process).
 _NO_FACE: Dict[str, str] = {}
-
-
-def landmark_model_path(path: Optional[str] = None,
-                        must_exist: bool = True) -> str:
-    """The 68-point landmark model used by ``face_crop='landmarks'``.
-
-    Args:
-        path: ``FlowConfig.landmark_model``; None = the file shipped in the
-            ``face-recognition-models`` package (found without importing it:
-            its ``__init__`` needs ``pkg_resources``, gone from setuptools).
-        must_exist: Raise when the file is missing.
-
-    Returns:
-        The model's path (may not exist when ``must_exist`` is False).
-
-    Raises:
-        RuntimeError: no such file; the message names the package to install.
-    """
-    if path:
-        found = os.path.expanduser(path)
-    else:
-        spec = importlib.util.find_spec('face_recognition_models')
-        locs = list(spec.submodule_search_locations or []) if spec else []
-        found = os.path.join(locs[0] if locs else '<face_recognition_models '
-                             'not installed>', 'models', LANDMARK_MODEL)
-    if must_exist and not os.path.isfile(found):
-        raise RuntimeError(
-            f"face_crop='landmarks' needs the dlib landmark model {found!r}, "
-            f'which does not exist: {INSTALL_HINT} (or set '
-            'flow_cfg.landmark_model to a 68-point shape predictor .dat)')
-    return found
 
 
 def _dlib():
