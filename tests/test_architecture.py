@@ -55,9 +55,6 @@ KNOWN_UPWARD: Dict[Tuple[str, str], str] = {
     ('raicl_mm/engine/cli.py', 'raicl_mm.protocol.plan'):
         'train/test check a LOSO fold against its plan (read_plan, '
         'write_fold_stamp); ends when the plan file format moves below engine',
-    ('raicl_mm/engine/hooks.py', 'raicl_mm.apis.provenance'):
-        'TrainDataProvenanceHook writes what apis/provenance.py reads; ends '
-        'when provenance.py moves to engine/',
 }
 
 

@@ -4,7 +4,8 @@
   a frame folder, a video or an array of frames.
 - :func:`read_clip` -- the decoding step alone.
 - :mod:`.provenance` -- what a checkpoint was trained on
-  (``meta['raicl_train_data']``) and :func:`warn_if_synthetic`.
+  (``meta['raicl_train_data']``) and :func:`warn_if_synthetic` (the code
+  lives in :mod:`raicl_mm.engine.provenance`).
 
 mmaction2's own ``init_recognizer`` / ``inference_recognizer`` and its
 inferencers give the same answer through the configs' test pipeline, whose

@@ -85,10 +85,10 @@ class TrainDataProvenanceHook(Hook):
 
     ``checkpoint['meta']['raicl_train_data']`` = ``'synthetic'`` (the
     project's generated set) or ``'real'``
-    (:func:`raicl_mm.apis.provenance.train_data_kind` of the config). A run
+    (:func:`raicl_mm.engine.provenance.train_data_kind` of the config). A run
     that starts from a checkpoint (``load_from``) keeps ``'synthetic'`` only
     if both are synthetic. Inference warns when a synthetic-only checkpoint
-    meets real frames (:func:`raicl_mm.apis.provenance.warn_if_synthetic`).
+    meets real frames (:func:`raicl_mm.engine.provenance.warn_if_synthetic`).
     """
 
     priority = 'LOW'
@@ -97,15 +97,15 @@ class TrainDataProvenanceHook(Hook):
         self.kind = None
 
     def before_run(self, runner) -> None:
-        from raicl_mm.apis.provenance import (REAL, TRAIN_DATA_KEY,
-                                              checkpoint_meta,
-                                              train_data_kind)
+        from raicl_mm.engine.provenance import (REAL, TRAIN_DATA_KEY,
+                                                checkpoint_meta,
+                                                train_data_kind)
         self.kind = train_data_kind(runner.cfg)
         start = runner.cfg.get('load_from')
         if start and checkpoint_meta(start).get(TRAIN_DATA_KEY) == REAL:
             self.kind = REAL
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        from raicl_mm.apis.provenance import TRAIN_DATA_KEY, train_data_kind
+        from raicl_mm.engine.provenance import TRAIN_DATA_KEY, train_data_kind
         kind = self.kind or train_data_kind(runner.cfg)
         checkpoint.setdefault('meta', {})[TRAIN_DATA_KEY] = kind
