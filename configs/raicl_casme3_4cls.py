@@ -12,3 +12,16 @@ train_dataloader = dict(dataset=__data)
 val_dataloader = dict(dataset=__data)
 test_dataloader = dict(dataset=__data)
 model = dict(num_classes=4)
+# The test pipeline's ClipInstances (mmaction2's inference API from a raw
+# clip) with the dataset's landmark crop.
+test_pipeline = [
+    dict(type='ClipInstances', flow_cfg=dict(face_crop='landmarks')),
+    dict(type='SampleInstancePair', test_mode=True),
+    dict(type='FlowNormalize', mode='standardize'),
+    dict(type='FormatInstances'),
+    dict(type='PackActionInputs',
+         meta_keys=('sample_id', 'dataset', 'subject', 'fold',
+                    'single_instance'))
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

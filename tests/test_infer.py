@@ -259,3 +259,28 @@ def test_sample_instance_pair_ensemble_mode():
         SampleInstancePair(ensemble=True)
     with pytest.raises(ValueError, match='pad_to'):
         SampleInstancePair(test_mode=True, ensemble=True, pad_to=0)
+
+
+def test_a_synthetic_only_checkpoint_warns_when_it_meets_a_clip(setup, tmp_path):
+    import warnings
+
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    from raicl_mm.apis import RaICLInferencer
+    from raicl_mm.engine.provenance import (SYNTHETIC, TRAIN_DATA_KEY,
+                                            SyntheticCheckpointWarning)
+    state = torch.load(setup['ckpt'], map_location='cpu', weights_only=False)
+    ckpt = tmp_path / 'synthetic.pth'
+    save_checkpoint({'state_dict': state['state_dict'],
+                     'meta': dict(state['meta'], **{TRAIN_DATA_KEY: SYNTHETIC})},
+                    str(ckpt))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter('always')
+        RaICLInferencer(setup['config'], str(ckpt), device='cpu')
+    assert any(issubclass(w.category, SyntheticCheckpointWarning)
+               for w in seen), [str(w.message) for w in seen]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter('always')
+        RaICLInferencer(setup['config'], setup['ckpt'], device='cpu')
+    assert not any(issubclass(w.category, SyntheticCheckpointWarning)
+                   for w in seen)

@@ -147,21 +147,12 @@ def test_missing_instances_are_named():
         ClipInstances()(dict(label=-1))
 
 
-# Configs whose content another change owns, with the lines they need (their
-# new-scheme names under configs/raicl/ already carry them).
-NEEDS_CLIP_INSTANCES = {
-    f'raicl_casme3_{n}cls.py': "test_pipeline's ClipInstances needs "
-    "flow_cfg=dict(face_crop='landmarks') (as configs/raicl/"
-    f"raicl_r18_1xb32-100e_casme3-loso-{n}cls.py has)" for n in (3, 4, 7)}
 TOP_CONFIGS = sorted((REPO / 'configs').glob('*.py')) + sorted(
     (REPO / 'configs' / 'raicl').glob('*.py'))
 
 
-@pytest.mark.parametrize('path', [
-    pytest.param(p, marks=pytest.mark.xfail(
-        reason=NEEDS_CLIP_INSTANCES[p.name], strict=False))
-    if p.name in NEEDS_CLIP_INSTANCES and p.parent.name == 'configs' else p
-    for p in TOP_CONFIGS], ids=lambda p: f'{p.parent.name}/{p.name}')
+@pytest.mark.parametrize('path', TOP_CONFIGS,
+                         ids=lambda p: f'{p.parent.name}/{p.name}')
 def test_repo_configs_test_pipeline_matches_its_dataset(path):
     """Every top-level config's ClipInstances settings are its test
     dataset's (else mmaction2's API would compute other instances)."""

@@ -483,6 +483,9 @@ class RaICLInferencer:
                                  f'model cannot be built: '
                                  f'{str(err).splitlines()[0]}') from err
         meta = self._load_weights(model, checkpoint, trust_checkpoint)
+        # A checkpoint trained on synthetic data only says so on real frames.
+        from ..engine.provenance import warn_if_synthetic
+        warn_if_synthetic(meta, checkpoint)
         self.model = model.to(self.device).eval()
         self.classes = self._classes(cfg, meta)
         if len(self.classes) != getattr(model, 'num_classes',
