@@ -84,13 +84,14 @@ def build_cfg(args):
         cfg.merge_from_dict(rest)
     args.json_dump = json_dump
     # a fold folder of a LOSO work dir is the plan's: refused with other settings
-    args.plan_guard = cli.guard_planned_fold(args, cfg, fold_name, None)
+    from raicl_mm.protocol.fold_guard import guard_planned_fold
+    args.plan_guard = guard_planned_fold(args, cfg, fold_name, None)
     return cfg
 
 
 def test(runner, args):
     runner.test()
-    from raicl_mm.engine.cli import stamp_planned_fold
+    from raicl_mm.protocol.fold_guard import stamp_planned_fold
     stamp_planned_fold(getattr(args, 'plan_guard', None), runner.work_dir,
                        'tools/test.py', args.json_dump)
     if args.show_dir:

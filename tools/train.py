@@ -108,7 +108,8 @@ def build_cfg(args):
         from raicl_mm import compat
         compat.trust_checkpoint(cfg.load_from)
     # a fold folder of a LOSO work dir is the plan's: refused with other settings
-    args.plan_guard = cli.guard_planned_fold(args, cfg, fold_name, args.amp)
+    from raicl_mm.protocol.fold_guard import guard_planned_fold
+    args.plan_guard = guard_planned_fold(args, cfg, fold_name, args.amp)
     args.predictions = predictions
     return cfg
 
@@ -152,7 +153,7 @@ def train(runner, args):
         if best:
             runner.load_checkpoint(best)
         runner.test()
-    from raicl_mm.engine.cli import stamp_planned_fold
+    from raicl_mm.protocol.fold_guard import stamp_planned_fold
     stamp_planned_fold(getattr(args, 'plan_guard', None), runner.work_dir,
                        'tools/train.py', getattr(args, 'predictions', None))
 
