@@ -50,8 +50,9 @@ KNOWN_UPWARD: Dict[Tuple[str, str], str] = {
         'the cache computes a clip\'s positions (SamplingConfig, '
         'clip_positions); ends when the dataset hands the cache positions',
     ('raicl_mm/datasets/transforms.py', 'raicl_mm.apis.inference'):
-        'the spotting-driven transform reuses RaICLInferencer\'s decoding and '
-        'selection steps; ends when those steps move below apis',
+        'ClipInstances (the test pipeline\'s first step for a video or a '
+        'frame folder) reuses RaICLInferencer\'s decoding, selection and '
+        'flow steps; ends when those steps move below apis',
 }
 
 
