@@ -344,7 +344,8 @@ def test_seed_level_rule_and_noise_floor():
                                   'M2-reinit': runs('M2-reinit',
                                                     [76, 75, 77, 75, 76])}))
     assert '| M6 | M2 | 5 |' in table and 'M6 > M2' in table
-    assert 'noise floor: sd of Δ' in table
+    assert 'noise floor (the same method, another initial-weight draw): sd of Δ' in table
+    assert '| M2-reinit | M6 |' not in table
 
 
 def test_teacher_cell_flags_a_teacher_far_below_its_student():

@@ -159,25 +159,28 @@ def seed_table(by: Dict[str, List[Dict[str, Any]]],
              f'{RULE_MIN_SIGN_FRACTION:.0%} of the seeds):', '',
              '| A | B | seeds | Δ per seed | mean Δ [95 % t-interval] | '
              'A > B in | verdict |', '|---|---|---:|---|---|---:|---|']
-    pairs = []
+    pairs, floors = [], []
+    for name in by:
+        base, sep, variant = name.partition('-')
+        if sep and variant == 'reinit' and base in by:
+            floors.append((name, base))
     for ref in references:
         if ref not in by:
             continue
         for name in by:
+            if name.endswith('-reinit'):
+                continue    # a second draw of a row: the noise floor only
             if name != ref and (name, ref) not in pairs and (ref, name) not in pairs:
                 pairs.append((name, ref))
-    for name in by:
-        base, sep, variant = name.partition('-')
-        if sep and variant == 'reinit' and base in by:
-            pairs.append((name, base))
-    for a, b in pairs:
+    for a, b in pairs + floors:
         st = paired_seed_stats(by[a], by[b])
         if st is None:
             continue
         verdict = {'A > B': f'{a} > {b}', 'A < B': f'{a} < {b}'}.get(
             st['verdict'], st['verdict'])
-        if a.endswith('-reinit'):
-            verdict = f'noise floor: sd of Δ {st["sd"]:.2f}'
+        if (a, b) in floors:
+            verdict = (f'noise floor (the same method, another initial-weight '
+                       f'draw): sd of Δ {st["sd"]:.2f}')
         lines.append(
             f'| {a} | {b} | {len(st["seeds"])} | '
             + ', '.join(f'{x:+.2f}' for x in st['diffs'])
