@@ -8,10 +8,6 @@ _base_ = [
 # CAS(ME)^3 part A ships whole 1280x720 frames: the face is aligned with the
 # landmark crop (docs/data.md); face_crop=None is refused for them.
 __data = dict(protocol='casme3_4cls', flow_cfg=dict(face_crop='landmarks'))
-train_dataloader = dict(dataset=__data)
-val_dataloader = dict(dataset=__data)
-test_dataloader = dict(dataset=__data)
-model = dict(num_classes=4)
 # The test pipeline's ClipInstances (mmaction2's inference API from a raw
 # clip) with the dataset's landmark crop.
 test_pipeline = [
@@ -23,5 +19,7 @@ test_pipeline = [
          meta_keys=('sample_id', 'dataset', 'subject', 'fold',
                     'single_instance'))
 ]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(dataset=__data)
+val_dataloader = dict(dataset=dict(__data, pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(__data, pipeline=test_pipeline))
+model = dict(num_classes=4)
