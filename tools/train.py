@@ -64,7 +64,7 @@ def build_cfg(args):
         use_inner_validation(cfg, args.inner_val, args.inner_val_interval)
         cli.set_dump_file(cfg, 'test_evaluator', predictions)
     elif holdout_protocol(cfg) and fold_name is None:
-        # Hold-out (seed 003): the config validates on its validation split
+        # Hold-out ("Modeling the evolution dynamics to enhance micro-expression recognition"): the config validates on its validation split
         # and keeps the best checkpoint; the test split is scored once after.
         args.score_best = True
         cli.set_dump_file(cfg, 'test_evaluator', predictions)

@@ -121,7 +121,7 @@ class MicroExpressionFlowDataset(BaseActionDataset):
             embedded synthetic set there first (reused when complete and
             made with the same parameters; one process generates, the others
             wait on a lock), so every runner works on a fresh clone.
-        holdout: A hold-out protocol instead of LOSO (seed 003's DFME
+        holdout: A hold-out protocol instead of LOSO (the "Modeling the evolution dynamics to enhance micro-expression recognition"'s DFME
             split): ``dict(by='column'|'subjects', train=[...], val=[...] or
             None, test=[...], val_fraction=0.2, seed=0)``
             (:func:`raicl_mm.datasets.folds.check_holdout`); then ``fold``

@@ -1,5 +1,5 @@
 """Evaluation splits: leave-one-subject-out folds (MEGC2019 protocol), and a
-hold-out protocol with fixed train / validation / test subjects (seed 003's
+hold-out protocol with fixed train / validation / test subjects (the "Modeling the evolution dynamics to enhance micro-expression recognition"'s
 CCAC 2024 split of DFME)."""
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def resolve_fold(fold: Union[int, str], folds: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------
-# hold-out protocol (seed 003, CCAC 2024): fixed train / validation / test
+# hold-out protocol ("Modeling the evolution dynamics to enhance micro-expression recognition", CCAC 2024): fixed train / validation / test
 # --------------------------------------------------------------------------
 HOLDOUT_SPLITS = ('train', 'val', 'test')
 HOLDOUT_KEYS = ('by', 'train', 'val', 'test', 'val_fraction', 'seed')
@@ -70,7 +70,7 @@ def check_holdout(holdout: Mapping) -> Dict:
     of the sheet's split column (``ClipRecord.meta['split']``); with
     ``by='subjects'`` they hold subject ids (fold keys ``dfme_s01`` or bare
     ids ``s01``). ``val=None`` holds out ``val_fraction`` of the training
-    subjects (seeded shuffle; seed 003's 4:1 split is 0.2), so validation and
+    subjects (seeded shuffle; the "Modeling the evolution dynamics to enhance micro-expression recognition"'s 4:1 split is 0.2), so validation and
     training never share a subject.
 
     Raises:

@@ -29,7 +29,7 @@ Strategies (paper Table 3, appendix A.1.2 / A.2.1):
 Position 0 is never returned: the flow onset->onset is zero. Every list is
 sorted ascending, unique, and inside ``[1, T-1]``.
 
-Where the apex comes from (``SamplingConfig.apex_source``, seed 004's
+Where the apex comes from (``SamplingConfig.apex_source``, the "Rethinking key-frame-based micro-expression recognition"'s
 "Spotting" column): ``'annotation'`` (the sheet), ``'spotted'`` (the frame
 where the onset->frame motion of the face peaks, :func:`spot_apex`) or
 ``'annotation_or_spotted'`` (the spotter only where the sheet has no apex,
@@ -37,7 +37,7 @@ e.g. SMIC-HS). A clip whose apex-based strategy has no apex falls back to the
 clip centre with a warning naming the sample, is counted by
 :func:`apex_report`, or is refused (``missing_apex='error'``).
 
-Frame-rate normalisation (``SamplingConfig.target_fps``, seed 003's 100 fps):
+Frame-rate normalisation (``SamplingConfig.target_fps``, the "Modeling the evolution dynamics to enhance micro-expression recognition"'s 100 fps):
 a clip is first resampled to the target rate by uniform frame sampling
 (:func:`resample_indices`: each target-rate instant takes the nearest real
 frame); MIR then chooses positions on the resampled clip and they are mapped

@@ -27,9 +27,9 @@ Protocols (DATASETS.md):
 * ``casme3_4cls`` -- ``negative`` {anger, disgust, fear, sad}, ``positive``
   {happy}, ``surprise``, ``others``.
 * ``casme3_3cls`` -- the 4-class map without ``others``.
-* ``mmew_3cls`` -- MMEW, seed 004's 3 classes: ``negative`` {disgust, fear,
+* ``mmew_3cls`` -- MMEW, the "Rethinking key-frame-based micro-expression recognition"'s 3 classes: ``negative`` {disgust, fear,
   sadness, anger}, ``positive`` {happiness}, ``surprise``; others dropped.
-* ``mmew_5cls`` -- MMEW, seed 004's 5 classes ``disgust, happiness,
+* ``mmew_5cls`` -- MMEW, the "Rethinking key-frame-based micro-expression recognition"'s 5 classes ``disgust, happiness,
   surprise, fear, others``; sadness and anger dropped (too few clips).
 
 A protocol may also be a **sheet protocol**, a dict that brings its own
