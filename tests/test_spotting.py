@@ -140,3 +140,15 @@ def test_spot_tool_on_a_video_file(tmp_path):
     assert res['frames'] == plans[0]['num_frames'] and res['fps'] == pytest.approx(cfg.fps)
     assert res['intervals'] and (tmp_path / 'out' / 'rec_timeline.png').is_file()
     assert (tmp_path / 'out' / 'rec_intervals.csv').read_text().startswith('onset,apex,offset')
+
+
+def test_spot_tool_names_a_bad_input_in_one_line(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'spot.py'),
+         str(tmp_path / 'nope.avi'), '--no-recognition',
+         '--out-dir', str(tmp_path / 'out')],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f'error: {tmp_path / "nope.avi"}: OpenCV could not open it']
