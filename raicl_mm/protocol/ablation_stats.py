@@ -247,36 +247,36 @@ def markdown_table(results: Dict[str, Any], reference: str = 'M6',
                      f'{teacher_cell(runs)} | {cell} |')
     lines += seed_table(by)
     lines += variants_table(by)
-    att_keys = sorted({k for runs in by.values() for r in runs
-                       for k in r.get('attention', {})})
-    if att_keys:
-        lines += ['', 'Attention on the ground truth (mean over seeds; see '
-                  'docs/benchmark.md for definitions):', '',
-                  '| method | ' + ' | '.join(att_keys) + ' |',
-                  '|---|' + '---:|' * len(att_keys)]
-        for name, runs in by.items():
-            cells = []
-            for k in att_keys:
-                v = [r['attention'][k] for r in runs
-                     if r.get('attention', {}).get(k) is not None]
-                cells.append(f'{np.mean(v):.3f}' if v else '')
-            lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-    loss_keys = sorted({k for runs in by.values() for r in runs
-                        for k in r.get('losses', {})})
-    if loss_keys:
-        lines += ['', 'Loss terms and MRD statistics, first -> last epoch '
-                  '(mean over folds and seeds):', '',
-                  '| method | ' + ' | '.join(loss_keys) + ' |',
-                  '|---|' + '---|' * len(loss_keys)]
-        for name, runs in by.items():
-            cells = []
-            for k in loss_keys:
-                v = [r['losses'][k] for r in runs if k in r.get('losses', {})]
-                cells.append(f'{np.mean([x["first_epoch"] for x in v]):.4f} -> '
-                             f'{np.mean([x["last_epoch"] for x in v]):.4f}'
-                             if v else '')
-            lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    lines += _per_method_table(
+        by, 'attention', 'Attention on the ground truth (mean over seeds; see '
+        'docs/benchmark.md for definitions):', '---:',
+        lambda v: f'{np.mean(v):.3f}')
+    lines += _per_method_table(
+        by, 'losses', 'Loss terms and MRD statistics, first -> last epoch '
+        '(mean over folds and seeds):', '---',
+        lambda v: (f'{np.mean([x["first_epoch"] for x in v]):.4f} -> '
+                   f'{np.mean([x["last_epoch"] for x in v]):.4f}'))
     return '\n'.join(lines) + '\n'
+
+
+def _per_method_table(by: Dict[str, List[Dict[str, Any]]], field: str,
+                      title: str, align: str, cell) -> List[str]:
+    """A row per method, a column per key of the records' ``field`` dict;
+    ``cell`` turns the values of one key over the seeds into the text."""
+    keys = sorted({k for runs in by.values() for r in runs
+                   for k in (r.get(field) or {})})
+    if not keys:
+        return []
+    lines = ['', title, '', '| method | ' + ' | '.join(keys) + ' |',
+             '|---|' + f'{align}|' * len(keys)]
+    for name, runs in by.items():
+        cells = []
+        for k in keys:
+            v = [r[field][k] for r in runs
+                 if (r.get(field) or {}).get(k) is not None]
+            cells.append(cell(v) if v else '')
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def variants_table(by: Dict[str, List[Dict[str, Any]]]) -> List[str]:
