@@ -152,3 +152,24 @@ def test_spot_tool_names_a_bad_input_in_one_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f'error: {tmp_path / "nope.avi"}: OpenCV could not open it']
+
+
+@pytest.mark.parametrize('name,reader', [('str_casme3_lv', 'read_casme3_part_a'),
+                                         ('str_samm_lv', 'read_samm_lv')])
+def test_real_layout_configs_load_and_name_a_reader_and_a_recogniser(name, reader):
+    """The two real-data configs share their base; each resolves to a data
+    reader whose arguments it gives, and a recogniser config that exists."""
+    import inspect
+
+    from mmengine.config import Config
+
+    from raicl_mm.datasets import long_videos as lv
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'spotting', f'{name}.py'))
+    data = dict(cfg.data)
+    data.pop('type')
+    params = inspect.signature(getattr(lv, reader)).parameters
+    assert set(data) <= set(params), (set(data) - set(params))
+    assert os.path.isfile(os.path.join(ROOT, cfg.recognizer.config))
+    assert cfg.recognizer.face_crop == 'landmarks' and cfg.face.face_crop == 'landmarks'
+    assert [s['type'] for s in cfg.spotters] == ['FlowPeakSpotter', 'LearnedFlowSpotter']
+    assert cfg.work_dir.endswith(name)

@@ -1,3 +1,4 @@
+_base_ = ['./_base_/str_real_long_videos.py']
 # Spot-then-recognize on CAS(ME)^3 part A long videos (30 fps), leave-one-subject-out.
 # Layout (raicl_mm.datasets.long_videos.read_casme3_part_a, after
 # qin123xyz/MEGC2023_macro-and-micro-expression-spotting val_cas3.py):
@@ -8,19 +9,6 @@
 # ideally per fold; one checkpoint for all folds lets the test subject's clips leak in.
 data = dict(type='casme3', data_root='data/casme3/part_A/data/part_A',
             ann_file='data/casme3/part_A/annotation/CAS(ME)3_part_A_v1.xls')
-flow = dict(method='farneback', size=(64, 64), half_window_s=dict(micro=0.17, macro=0.8),
-            rois='landmark_crop', map_size=16)
-# The face crop is taken once per stable head pose (raicl_mm.spotting.face_track).
-face = dict(face_crop='landmarks', crop_margin=0.1, no_face='whole_frame', max_shift=0.04)
-spotters = [
-    dict(type='FlowPeakSpotter', name='baseline', tune_p=True),
-    dict(type='LearnedFlowSpotter', name='learned', epochs=60, tune_p=True),
-]
-seeds = dict(baseline=[0], learned=[0, 1, 2])
 recognizer = dict(config='configs/raicl_casme3_3cls.py',
-                  checkpoint='work_dirs/raicl_casme3_3cls/fold_all/epoch_100.pth',
-                  device='cpu', face_crop='landmarks', modes=['middle', 'ensemble'])
-analysis_classes = ['negative', 'positive', 'surprise']
-track = 'micro'
+                  checkpoint='work_dirs/raicl_casme3_3cls/fold_all/epoch_100.pth')
 work_dir = 'work_dirs/str_casme3_lv'
-cache_dir = 'cache/spotting'
