@@ -353,3 +353,26 @@ def test_teacher_cell_flags_a_teacher_far_below_its_student():
     runs = [{'uf1': 80.0, 'target_uf1': 78.0}, {'uf1': 80.0, 'target_uf1': 60.0}]
     assert '⚠ 1/2 runs > 10 below the student' in teacher_cell(runs)
     assert '⚠' not in teacher_cell(runs[:1]) and teacher_cell([{'uf1': 1}]) == ''
+
+
+def test_parallel_grid_with_a_failed_fold_is_not_exit_0(tmp_path, monkeypatch):
+    """--jobs: a fold that failed leaves its run unrecorded, and the grid ends
+    in an error naming it (after recording and tabulating the rest)."""
+    from raicl_mm.protocol import ablation
+
+    monkeypatch.setattr(ablation, 'config_subjects',
+                        lambda config, opts=(): ['casme2_01', 'casme2_02'])
+    monkeypatch.setattr(ablation, '_train_parallel',
+                        lambda tasks, extra, jobs, deadline, log:
+                        ['M2 seed 0 fold casme2_01: tools/train.py exited 1; '
+                         'see train_fold_0.log'])
+    out = tmp_path / 'r.json'
+    logs = []
+    with pytest.raises(RuntimeError, match=r'1 fold-run\(s\) failed.*exited 1'):
+        ablation.run_ablation([Method('M2', str(REPO / 'configs' / 'benchmark' /
+                                                 'm2_mir_cls.py'))],
+                              [0], 2, str(out), str(tmp_path / 'w'),
+                              attention=False, log=logs.append, jobs=2)
+    assert any('not recorded' in m for m in logs)
+    assert not out.exists()              # no run finished, none recorded
+    assert (tmp_path / 'r.md').read_text() == '(no finished run)\n'

@@ -449,6 +449,7 @@ def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
             subject_cache[method.config] = subject_folds(subjects, k, fold_seed)
         return subject_cache[method.config]
 
+    failures: List[str] = []
     if int(jobs) > 1:
         deadline = None if budget_s is None else time.time() + float(budget_s)
         tasks = []
@@ -500,6 +501,11 @@ def run_ablation(methods: Sequence[Method], seeds: Sequence[int], k: int,
             log(f'{method.name} seed {seed}: UF1 {record["uf1"]:.2f} '
                 f'UAR {record["uar"]:.2f} ({record["wall_s"]:.0f} s)')
     write_table(results, osp.splitext(results_path)[0] + '.md')
+    if failures:
+        # The finished runs are recorded; a failed fold is not a finished grid.
+        raise RuntimeError(f'{len(failures)} fold-run(s) failed, their runs not '
+                           f'recorded (first: {failures[0]}); the finished runs '
+                           f'are in {results_path}')
     return results
 
 
