@@ -45,6 +45,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .generation.render import warp_face
 from .generator import (SYNTHETIC_CLASSES, au_field, make_subject, render_face,
                         temporal_profile)
 
@@ -317,15 +318,9 @@ def render_video(face, plan: Dict[str, Any], cfg: LongVideoConfig):
             if k:
                 dx += k * fld[..., 0]
                 dy += k * fld[..., 1]
-        if rotation[i]:
-            th = np.deg2rad(rotation[i])
-            c, s_ = np.float32(np.cos(th)), np.float32(np.sin(th))
-            dx += c * rx - s_ * ry - rx
-            dy += s_ * rx + c * ry - ry
-        warped = cv2.remap(base, gx - dx, gy - dy, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT101)
-        if ss > 1:
-            warped = cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
+        warped = warp_face(base, gx, gy, dx, dy,
+                           np.deg2rad(rotation[i]) if rotation[i] else 0.0,
+                           rx, ry, ss, size)
         if cfg.noise_std > 0:
             warped = warped + noise_rng.normal(0, cfg.noise_std, warped.shape
                                                ).astype(np.float32)

@@ -201,6 +201,24 @@ def render_face(face: SubjectFace, size: int, supersample: int = 1,
     return final[0], final[1], eye_region
 
 
+def warp_face(base: np.ndarray, gx: np.ndarray, gy: np.ndarray,
+              dx: np.ndarray, dy: np.ndarray, angle_rad: float,
+              rx: np.ndarray, ry: np.ndarray, ss: int, size: int) -> np.ndarray:
+    """One frame: ``base`` moved by the displacement ``(dx, dy)`` plus a small
+    in-plane head rotation of ``angle_rad`` about the face centre (``rx``,
+    ``ry``: the grid relative to it), drawn at the supersampled grid and
+    reduced to ``size`` with area averaging. ``dx``/``dy`` are updated."""
+    if angle_rad:
+        c, s_ = np.float32(np.cos(angle_rad)), np.float32(np.sin(angle_rad))
+        dx += c * rx - s_ * ry - rx
+        dy += s_ * rx + c * ry - ry
+    warped = cv2.remap(base, gx - dx, gy - dy, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REFLECT101)
+    if ss > 1:
+        warped = cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
+    return warped
+
+
 def render_clip(face: SubjectFace, clip: Dict[str, Any], cfg: SyntheticConfig
                 ) -> List[np.ndarray]:
     """Render one planned clip's frames, onset first, as uint8 images."""
@@ -241,15 +259,7 @@ def render_clip(face: SubjectFace, clip: Dict[str, Any], cfg: SyntheticConfig
             if k:
                 dx += k * fld[..., 0]
                 dy += k * fld[..., 1]
-        if rotation[i]:
-            # Small in-plane head rotation about the face centre.
-            c, s_ = np.float32(np.cos(rotation[i])), np.float32(np.sin(rotation[i]))
-            dx += c * rx - s_ * ry - rx
-            dy += s_ * rx + c * ry - ry
-        warped = cv2.remap(base, gx - dx, gy - dy, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT101)
-        if ss > 1:
-            warped = cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
+        warped = warp_face(base, gx, gy, dx, dy, rotation[i], rx, ry, ss, size)
         if '_gain' in clip:
             warped = warped * (1.0 + clip['_gain'][i]
                                + clip['_gradient'][i] * ramp).astype(np.float32)
