@@ -49,3 +49,25 @@ def run_tool(tool, *args, timeout=600, cwd=None):
     return subprocess.run([sys.executable, str(REPO / 'tools' / tool),
                            *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd or REPO, env=env)
+
+
+def write_random_checkpoint(cfg_path, ckpt_path, classes, seed=0, fc_gain=20.0):
+    """Save the config's model with random weights as a checkpoint (classes in
+    its meta); the FC is scaled so that a random model still tells classes
+    and instances apart clearly. Returns the model."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner.checkpoint import save_checkpoint
+    from mmaction.registry import MODELS
+    import raicl_mm  # noqa: F401
+
+    init_default_scope('mmaction')
+    torch.manual_seed(seed)
+    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
+    with torch.no_grad():
+        model.online.fc.weight.mul_(fc_gain)
+    save_checkpoint({'state_dict': model.state_dict(),
+                     'meta': {'dataset_meta': {'classes': list(classes)}}},
+                    str(ckpt_path))
+    return model

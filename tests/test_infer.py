@@ -17,6 +17,7 @@ import torch
 
 pytest.importorskip('dlib')
 
+from conftest import write_random_checkpoint  # noqa: E402
 from test_face import make_face_clip  # noqa: E402  (tests/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,26 +52,11 @@ test_dataloader = dict(dataset=dict(
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner.checkpoint import save_checkpoint
-    from mmaction.registry import MODELS
-    import raicl_mm  # noqa: F401
-
     root = tmp_path_factory.mktemp('infer')
     cfg_path = root / 'tiny_infer.py'
     cfg_path.write_text(CONFIG)
-    init_default_scope('mmaction')
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
-    # A random head gives near-uniform scores; scale it so that instances
-    # and classes are told apart clearly.
-    with torch.no_grad():
-        model.online.fc.weight.mul_(20.0)
     ckpt = root / 'model.pth'
-    save_checkpoint({'state_dict': model.state_dict(),
-                     'meta': {'dataset_meta': {'classes': CLASSES}}},
-                    str(ckpt))
+    write_random_checkpoint(cfg_path, ckpt, CLASSES)
     clip = make_face_clip(str(root / 'clip'), angle=7.0, n=20)
     return dict(root=root, config=str(cfg_path), ckpt=str(ckpt), clip=clip)
 

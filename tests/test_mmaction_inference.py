@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip('dlib')
 
+from conftest import write_random_checkpoint  # noqa: E402
 from test_face import make_face_clip  # noqa: E402  (tests/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,24 +47,11 @@ visualizer = dict(type='ActionVisualizer', vis_backends=[])
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner.checkpoint import save_checkpoint
-    from mmaction.registry import MODELS
-    import raicl_mm  # noqa: F401
-
     root = tmp_path_factory.mktemp('mmaction_infer')
     cfg_path = root / 'tiny_infer.py'
     cfg_path.write_text(CONFIG)
-    init_default_scope('mmaction')
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
-    with torch.no_grad():  # clear class differences from a random model
-        model.online.fc.weight.mul_(20.0)
     ckpt = root / 'model.pth'
-    save_checkpoint({'state_dict': model.state_dict(),
-                     'meta': {'dataset_meta': {'classes': CLASSES}}},
-                    str(ckpt))
+    write_random_checkpoint(cfg_path, ckpt, CLASSES)
     clip = make_face_clip(str(root / 'clip'), angle=7.0, n=20)
     from raicl_mm.apis import RaICLInferencer
     ours = RaICLInferencer(str(cfg_path), str(ckpt), device='cpu',
