@@ -317,7 +317,7 @@ def test_trusted_file_loads_in_full_and_only_that_file(tmp_path,
     from argparse import Namespace
     a = _save_zip({'x': Namespace(a=1)}, tmp_path / 'a.pth')
     b = _save_zip({'x': Namespace(b=2)}, tmp_path / 'b.pth')
-    monkeypatch.setattr(compat, '_TRUSTED', set())
+    monkeypatch.setattr(compat.checkpoint, '_TRUSTED', set())
     monkeypatch.setenv(compat.TRUST_ENV, os.pathsep.join(
         [str(tmp_path / 'x.pth'), str(a)]))
     assert compat.load_checkpoint_file(str(a))['x'] == Namespace(a=1)
@@ -336,7 +336,7 @@ def test_env_opt_in_reaches_mmengine_load_checkpoint(tmp_path, monkeypatch):
     model = nn.Linear(2, 2)
     path = _save_zip({'state_dict': model.state_dict(),
                       'meta': {'x': Namespace(a=1)}}, tmp_path / 'm.pth')
-    monkeypatch.setattr(compat, '_TRUSTED', set())
+    monkeypatch.setattr(compat.checkpoint, '_TRUSTED', set())
     monkeypatch.delenv(compat.TRUST_ENV, raising=False)
     with pytest.raises(compat.UntrustedCheckpointError):
         load_checkpoint(model, str(path))

@@ -51,8 +51,10 @@ def test_drn_shim_is_a_noop_when_mmaction_ships_drn(tmp_path):
     (drn / 'drn.py').write_text('DRN = 1\n')
     res = _python("""
         import importlib.util, sys
-        # compat.py alone: the package __init__ would import the fake mmaction
-        spec = importlib.util.spec_from_file_location('c', 'raicl_mm/compat.py')
+        # compat/drn.py alone: the package __init__ would import the fake
+        # mmaction
+        spec = importlib.util.spec_from_file_location(
+            'c', 'raicl_mm/compat/drn.py')
         c = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(c)
         print(c._mmaction_has_drn(), c.patch_mmaction_drn(),
@@ -194,7 +196,7 @@ def test_local_loader_keeps_mmengines_registered_name():
     from mmengine.runner.checkpoint import CheckpointLoader
     compat.apply_all()
     loader = CheckpointLoader._schemes['']
-    assert loader is compat._load_from_local
+    assert loader is compat.checkpoint._load_from_local
     assert loader.__name__ == 'load_from_local'
     assert loader.__qualname__ == 'load_from_local'
 

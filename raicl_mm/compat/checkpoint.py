@@ -1,102 +1,32 @@
-"""Fixes that make the OpenMMLab stack work on a current PyTorch.
+"""Weights-only checkpoint loading with an allow-list of mmengine's types.
 
-``import raicl_mm`` applies them before anything imports ``mmaction.models``.
-Each fix is a no-op when the stack no longer needs it, and each has its own
-test (``tests/test_compat.py``). The three breakages are described, with how
-they were reproduced, in ``docs/stack.md``:
-
-1. :func:`patch_mmaction_drn` -- the mmaction2 1.2.0 wheel leaves out
-   ``mmaction/models/localizers/drn`` although ``localizers/__init__.py``
-   imports it (open-mmlab/mmaction2#2714), so ``import mmaction.models`` fails.
-   We serve a placeholder module for exactly that name, and only while the real
-   folder is missing; the placeholder ``DRN`` refuses to be built.
-2. :func:`patch_checkpoint_loading` -- torch >= 2.6 loads with
-   ``weights_only=True`` and mmengine 0.10.7 cannot read its own checkpoints.
-   Rather than a blanket ``weights_only=False`` (a checkpoint is a pickle: that
-   would let a downloaded file run code) we keep ``weights_only=True`` and
-   allow-list exactly the types an mmengine checkpoint holds. The two builtins
-   such a checkpoint names (``getattr``, ``bytes``) are mapped to stand-ins
-   that serve only what mmengine pickles, so no allowed global reaches a
-   module, a ``__dict__`` or an arbitrary attribute. A file that needs anything
-   else is refused in one line that names the file, the global and the opt-in
-   (:func:`trust_checkpoint`, ``--trust-checkpoint`` / ``trust_checkpoint=True``
-   / ``RAICL_TRUST_CHECKPOINT``); an empty, truncated or foreign file gets one
-   line too (:class:`CheckpointError`).
-3. :func:`require_optflow` -- mmengine/mmcv-lite pull in ``opencv-python``
-   which overwrites the ``cv2`` of ``opencv-contrib-python-headless``; TV-L1
-   lives in ``cv2.optflow`` (contrib only). Flow extraction asks for it
-   through this function and gets a message naming the package to reinstall.
+Upstream problem: torch >= 2.6 loads with ``weights_only=True`` and mmengine
+0.10.7 cannot read its own checkpoints (``Unsupported global: HistoryBuffer``).
+Rather than a blanket ``weights_only=False`` (a checkpoint is a pickle: that
+would let a downloaded file run code) we keep ``weights_only=True`` and
+allow-list exactly the types an mmengine checkpoint holds
+(:func:`checkpoint_safe_globals`). The two builtins such a checkpoint names
+(``getattr``, ``bytes``) are mapped to stand-ins that serve only what mmengine
+pickles, so no allowed global reaches a module, a ``__dict__`` or an arbitrary
+attribute. A file that needs anything else is refused in one line that names
+the file, the global and the opt-in (:func:`trust_checkpoint`,
+``--trust-checkpoint`` / ``trust_checkpoint=True`` /
+``RAICL_TRUST_CHECKPOINT``); an empty, truncated or foreign file gets one line
+too (:class:`CheckpointError`). :func:`patch_checkpoint_loading` routes
+mmengine's local ``CheckpointLoader`` scheme through
+:func:`load_checkpoint_file`.
 """
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import os.path as osp
 import pickle
 import re
-import sys
 import types
 from typing import Iterable, List, Set
 
 import torch
 
-OPTFLOW_FIX = ('pip install --force-reinstall --no-deps '
-               'opencv-contrib-python-headless')
-
-# --------------------------------------------------------------------------
-# 1. mmaction.models.localizers.drn missing from the 1.2.0 wheel
-# --------------------------------------------------------------------------
-_DRN_MODULES = ('mmaction.models.localizers.drn',
-                'mmaction.models.localizers.drn.drn')
-
-
-def _mmaction_has_drn() -> bool:
-    spec = importlib.util.find_spec('mmaction')
-    if spec is None or not spec.submodule_search_locations:
-        return True  # mmaction not installed: nothing to fix
-    for loc in spec.submodule_search_locations:
-        if osp.isfile(osp.join(loc, 'models', 'localizers', 'drn', 'drn.py')):
-            return True
-    return False
-
-
-class _MissingDRN:
-    """Placeholder for mmaction2's DRN localizer, absent from the 1.2.0 wheel."""
-
-    def __init__(self, *args, **kwargs):
-        raise ImportError(
-            'mmaction2 1.2.0 is distributed without '
-            'mmaction/models/localizers/drn (open-mmlab/mmaction2#2714); '
-            'raicl_mm serves a placeholder so that `import mmaction.models` '
-            'works. Install an mmaction2 that ships DRN to use it.')
-
-
-def patch_mmaction_drn() -> bool:
-    """Let ``import mmaction.models`` work without the missing DRN package.
-
-    Returns:
-        bool: True if the placeholder was installed, False when it is not
-        needed (a fixed mmaction2, or mmaction already imported).
-    """
-    if _mmaction_has_drn() or _DRN_MODULES[1] in sys.modules:
-        return False
-    pkg = types.ModuleType(_DRN_MODULES[0])
-    pkg.__path__ = []  # a package, so that `.drn.drn` resolves
-    pkg.__spec__ = importlib.machinery.ModuleSpec(
-        _DRN_MODULES[0], loader=None, is_package=True)
-    mod = types.ModuleType(_DRN_MODULES[1])
-    mod.__spec__ = importlib.machinery.ModuleSpec(_DRN_MODULES[1], loader=None)
-    mod.DRN = _MissingDRN
-    pkg.drn = mod
-    sys.modules[_DRN_MODULES[0]] = pkg
-    sys.modules[_DRN_MODULES[1]] = mod
-    return True
-
-
-# --------------------------------------------------------------------------
-# 2. weights_only checkpoint loading with an allow-list
-# --------------------------------------------------------------------------
 #: Environment variable with checkpoint paths (``os.pathsep``-separated) that
 #: may be unpickled in full; read at every load, so it also reaches mmaction2's
 #: own tools and ``init_recognizer`` (they load through mmengine's
@@ -470,134 +400,9 @@ _load_from_local.__name__ = 'load_from_local'
 _load_from_local.__qualname__ = 'load_from_local'
 
 
-# --------------------------------------------------------------------------
-# 3. cv2.optflow (TV-L1) needs the contrib build of OpenCV
-# --------------------------------------------------------------------------
-def require_optflow():
-    """Return ``cv2.optflow`` or explain which package to reinstall.
-
-    Raises:
-        RuntimeError: The installed ``cv2`` is not the contrib build.
-    """
-    import cv2
-    optflow = getattr(cv2, 'optflow', None)
-    if optflow is None or not hasattr(optflow,
-                                      'DualTVL1OpticalFlow_create'):
-        raise RuntimeError(
-            f'cv2 {cv2.__version__} at {osp.dirname(cv2.__file__)} has no '
-            'cv2.optflow (TV-L1): another package (opencv-python, pulled in '
-            'by mmengine/mmcv) overwrote the contrib build. Fix it with:\n  '
-            f'{OPTFLOW_FIX}\n(tools/setup_venv.sh does this last), or use '
-            "flow_cfg=dict(method='farneback').")
-    return optflow
-
-
-# --------------------------------------------------------------------------
-# 4. known third-party warnings, filtered once by message
-# --------------------------------------------------------------------------
-#: ``(category, message regex, module regex)`` of warnings that the stack
-#: prints on every import and that say nothing to a Ra-ICL user. mmcv-lite
-#: has no compiled ops by design (docs/stack.md); Ra-ICL uses none.
-#: setuptools 80 warns at each import (and mmengine's and mim's reload) of
-#: pkg_resources, which they need for `mmaction::` / `raicl_mm::` look-ups.
-KNOWN_WARNINGS = (
-    (UserWarning, r'Fail to import ``MultiScaleDeformableAttention`` from '
-     r'``mmcv\.ops\.multi_scale_deform_attn``', r'mmcv\.cnn\.bricks'),
-    (UserWarning, r'pkg_resources is deprecated as an API',
-     r'(importlib|pkg_resources|mmengine\.utils|mim\.)'),
-)
-
-
-def filter_known_warnings() -> bool:
-    """Ignore exactly :data:`KNOWN_WARNINGS` (each by category, message and
-    emitting module; every other warning is untouched). Idempotent: returns
-    True when the filters were added by this call."""
-    import warnings
-    added = False
-    for category, message, module in KNOWN_WARNINGS:
-        if any(f[0] == 'ignore' and f[2] is category
-               and getattr(f[1], 'pattern', None) == message
-               for f in warnings.filters):
-            continue
-        warnings.filterwarnings('ignore', message=message, category=category,
-                                module=module)
-        added = True
-    return added
-
-
-# --------------------------------------------------------------------------
-# 5. `_base_ = 'raicl_mm::...'`
-# --------------------------------------------------------------------------
-def register_config_package() -> bool:
-    """Let MMEngine resolve ``raicl_mm::<folder>/<config>.py``.
-
-    MMEngine 0.10 accepts ``package::`` only for the packages of its table
-    ``mmengine.config.utils.MODULE2PACKAGE``; this adds raicl_mm's own entry
-    (no other entry is touched). The configs come from ``raicl_mm/.mim``
-    (setup.py) and the scope from :mod:`raicl_mm.registry`. Effective once
-    raicl_mm is imported: the project's tools import it first; elsewhere
-    ``import raicl_mm`` before ``Config.fromfile``. Returns True when added.
-    """
-    try:
-        from mmengine.config import utils as config_utils
-    except ImportError:  # pragma: no cover
-        return False
-    if config_utils.MODULE2PACKAGE.get('raicl_mm') == 'raicl_mm':
-        return False
-    config_utils.MODULE2PACKAGE['raicl_mm'] = 'raicl_mm'
-    return True
-
-
-# ---------------------------------------------------------------------------
-# mmaction2 1.2.0's multimodal models with transformers >= 5
-# ---------------------------------------------------------------------------
-def patch_mmaction_multimodal() -> bool:
-    """Keep ``import mmaction.models`` working beside transformers >= 5.
-
-    mmaction2 1.2.0 imports its VindLU models whenever transformers >= 4.28
-    is installed (``mmaction.utils.dependency.WITH_MULTIMODAL``), and they
-    import ``apply_chunking_to_forward`` from ``transformers.modeling_utils``,
-    which transformers 5 no longer has: every ``import mmaction.models``
-    then fails (seen on a GPU image with transformers 5.17). Ra-ICL uses no
-    multimodal model; with transformers 5 the flag is cleared before
-    ``mmaction.models`` is imported, so mmaction2 registers its own
-    placeholders for them instead. Returns True when the flag was cleared.
-    """
-    from importlib import metadata
-    try:
-        major = int(metadata.version('transformers').split('.')[0])
-    except (metadata.PackageNotFoundError, ValueError):
-        return False
-    if major < 5 or 'mmaction.models' in sys.modules:
-        return False
-    from mmaction.utils import dependency
-    if not dependency.WITH_MULTIMODAL:
-        return False
-    dependency.WITH_MULTIMODAL = False
-    return True
-
-
-def apply_all() -> dict:
-    """Apply every fix; returns which ones were needed (for logs and tests)."""
-    return dict(warnings=filter_known_warnings(), drn=patch_mmaction_drn(),
-                multimodal=patch_mmaction_multimodal(),
-                checkpoint=patch_checkpoint_loading(),
-                config_package=register_config_package())
-
 
 def mark_trusted(paths: Iterable[str]) -> None:
+    """:func:`trust_checkpoint` each non-empty path of ``paths``."""
     for p in paths:
         if p:
             trust_checkpoint(p)
-
-
-__all__ = [
-    'apply_all', 'patch_mmaction_drn', 'patch_mmaction_multimodal',
-    'patch_checkpoint_loading',
-    'load_checkpoint_file', 'trust_checkpoint', 'is_trusted', 'TRUST_ENV',
-    'require_optflow', 'checkpoint_safe_globals', 'filter_known_warnings',
-    'register_config_package',
-    'KNOWN_WARNINGS', 'CheckpointError',
-    'MissingCheckpointError', 'CorruptCheckpointError',
-    'UntrustedCheckpointError', 'HISTORY_BUFFER_STATISTICS', 'OPTFLOW_FIX'
-]
