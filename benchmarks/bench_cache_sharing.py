@@ -224,9 +224,10 @@ def main(argv=None):
     out = common.json_stdout()
     args = parse_args(argv)
     workers = args.workers or common.usable_cores()
+    from raicl_mm.datasets.instance_sets import sampled_cache
     from raicl_mm.datasets.sampling import SamplingConfig
     from raicl_mm.flow import FlowConfig
-    from raicl_mm.flow.cache import FlowCache, extract_all
+    from raicl_mm.flow.cache_fill import extract_all
     tmp = tempfile.mkdtemp(prefix='bench_cache_sharing_')
     try:
         t0 = time.perf_counter()
@@ -242,11 +243,12 @@ def main(argv=None):
         runs, seen, sweep_positions = [], set(), []
         solved = seconds = 0.0
         for name, sampling in sweep:
-            cache = FlowCache(root, flow_cfg, SamplingConfig(**sampling))
+            cache = sampled_cache(root, flow_cfg, SamplingConfig(**sampling))
             positions = {r.sample_id: cache.positions(r) for r in records}
             want = {(sid, p) for sid, pos in positions.items() for p in pos}
-            sweep_positions.append((json.dumps(cache.sampling_cfg.key_dict(),
-                                               sort_keys=True), positions))
+            sweep_positions.append((json.dumps(
+                cache.positions_fn.sampling_cfg.key_dict(), sort_keys=True),
+                positions))
             summ = extract_all(records, cache, workers=workers,
                                progress=False)
             if summ['failed']:
@@ -275,7 +277,7 @@ def main(argv=None):
         t = time.perf_counter()
         again = 0
         for name, sampling in sweep:
-            cache = FlowCache(root, flow_cfg, SamplingConfig(**sampling))
+            cache = sampled_cache(root, flow_cfg, SamplingConfig(**sampling))
             again += extract_all(records, cache, workers=workers,
                                  progress=False)['pairs_computed']
         warm_sweep = time.perf_counter() - t
@@ -303,8 +305,8 @@ def main(argv=None):
                         old_cache_flow_seconds_estimated=len(runs) * start_s +
                         old_pairs * per_pair)
         m6 = SamplingConfig(**dict(sweep[5][1]))
-        loads = time_loads(records, FlowCache(root, flow_cfg, m6), flow_cfg,
-                           m6, tmp, args.load_repeats)
+        loads = time_loads(records, sampled_cache(root, flow_cfg, m6),
+                           flow_cfg, m6, tmp, args.load_repeats)
         figures['load_ms_per_clip'] = loads['api_new']
         for name in ('raw_pair_npy', 'raw_pair_npz', 'raw_clip_npz'):
             figures[f'{name}_ms_per_clip'] = loads[name]
@@ -321,8 +323,8 @@ def main(argv=None):
                     progress=False)
                 t_old += time.perf_counter() - t
                 t = time.perf_counter()
-                extract_all(records, FlowCache(osp.join(tmp, 'new_1proc'),
-                                               flow_cfg, sc),
+                extract_all(records, sampled_cache(osp.join(tmp, 'new_1proc'),
+                                                   flow_cfg, sc),
                             workers=1, progress=False)
                 t_new += time.perf_counter() - t
                 runs.append(dict(what=f'{name} one process: old vs new',

@@ -12,7 +12,7 @@ What is timed (pairs = onset->frame flow instances actually computed):
 * baseline: ``cv2.optflow.DualTVL1OpticalFlow`` (OpenCV defaults, the
   project's solver) called in a loop in this one process with one OpenCV
   thread, on frames already read, cropped and resized -- the solver alone.
-* figures: ``raicl_mm.flow.cache.extract_all(records, cache,
+* figures: ``raicl_mm.flow.cache_fill.extract_all(records, cache,
   workers=all cores)`` into an empty cache: reading the JPEGs, resizing,
   flow, strain, float16 ``.npz`` writes, on a process pool. Its first call in
   a process is *cold* (the forkserver starts and imports ``raicl_mm``, as in
@@ -138,8 +138,9 @@ def main(argv=None):
     workers = args.workers or cores
     import numpy as np
     from raicl_mm.flow import FlowConfig, load_clip_frames
-    from raicl_mm.flow.cache import (FlowCache, SamplingConfig,
-                                              clip_positions, extract_all)
+    from raicl_mm.datasets.instance_sets import sampled_cache
+    from raicl_mm.datasets.sampling import SamplingConfig, clip_positions
+    from raicl_mm.flow.cache_fill import extract_all
     tmp = tempfile.mkdtemp(prefix='bench_flow_')
     try:
         t_gen = time.perf_counter()
@@ -162,7 +163,8 @@ def main(argv=None):
         # alternate so that a change of machine load hits both.
         for r in range(args.repeats + 1):
             kind = 'cold' if r == 0 else 'warm'
-            cache = FlowCache(osp.join(tmp, f'cache{r}'), flow_cfg, sampling)
+            cache = sampled_cache(osp.join(tmp, f'cache{r}'), flow_cfg,
+                                  sampling)
             summ = extract_all(records, cache, workers=workers,
                                progress=False)
             if summ['failed']:
@@ -219,7 +221,7 @@ def main(argv=None):
             old = _cv2.getNumThreads()
             _cv2.setNumThreads(1)
             cpu = time.process_time()
-            summ = extract_all(sub_recs, FlowCache(
+            summ = extract_all(sub_recs, sampled_cache(
                 osp.join(tmp, 'cache_1proc'), flow_cfg, sampling),
                 workers=1, progress=False)
             cpu = time.process_time() - cpu

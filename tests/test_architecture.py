@@ -46,9 +46,6 @@ RANKS: Dict[str, int] = {
 #: ``(importing file, imported module)``. The test fails when one is gone too,
 #: so that this list only ever shrinks.
 KNOWN_UPWARD: Dict[Tuple[str, str], str] = {
-    ('raicl_mm/flow/cache.py', 'raicl_mm.datasets.sampling'):
-        'the cache computes a clip\'s positions (SamplingConfig, '
-        'clip_positions); ends when the dataset hands the cache positions',
     ('raicl_mm/datasets/transforms.py', 'raicl_mm.apis.inference'):
         'ClipInstances (the test pipeline\'s first step for a video or a '
         'frame folder) reuses RaICLInferencer\'s decoding, selection and '

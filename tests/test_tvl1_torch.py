@@ -23,7 +23,9 @@ import torch
 
 from raicl_mm.flow import cache as fc
 from raicl_mm.flow import FlowConfig, compute_flow
-from raicl_mm.flow.cache import FlowCache, SamplingConfig, extract_all
+from raicl_mm.datasets.instance_sets import sampled_cache
+from raicl_mm.datasets.sampling import SamplingConfig, clip_positions
+from raicl_mm.flow.cache_fill import extract_all
 from raicl_mm.flow.tvl1_torch import (TVL1Params, _median_blur,
                                           _resize_linear, pyramid_sizes,
                                           tvl1_batch)
@@ -278,8 +280,8 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
     import os
     os.remove(broken.frame_paths[0])
     cfg = FlowConfig(method='tvl1_torch', size=(32, 32), device='cpu')
-    cache = FlowCache(str(tmp_path / 'cache'), cfg,
-                      SamplingConfig(num_instances=4))
+    cache = sampled_cache(str(tmp_path / 'cache'), cfg,
+                          SamplingConfig(num_instances=4))
     summary = extract_all(recs + [broken], cache, workers=2, progress=False)
     assert summary['built'] == 3 and summary['reused'] == 0
     assert [f['id'] for f in summary['failed']] == [broken.sample_id]
@@ -291,8 +293,8 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
     for rec in recs:
         out = cache.load(rec)
         assert out is not None and out['flows'].shape == (4, 32, 32, 3)
-        assert out['positions'] == fc.clip_positions(rec,
-                                                     cache.sampling_cfg)
+        assert out['positions'] == clip_positions(
+            rec, cache.positions_fn.sampling_cfg)
         # u grows with the position (the texture drifts to the right), and
         # the strain channel is the strain of the stored flow.
         mean_u = out['flows'][:, 6:-6, 6:-6, 0].mean(axis=(1, 2))
@@ -308,8 +310,8 @@ def test_extract_all_tvl1_torch_fills_the_cache(tmp_path, monkeypatch):
     assert calls == [12]
     # Another sampling over the same flow setting: the batched path reads
     # the pairs it shares and solves only the others, in one batch.
-    full = FlowCache(str(tmp_path / 'cache'), cfg,
-                     SamplingConfig(strategy='full'))
+    full = sampled_cache(str(tmp_path / 'cache'), cfg,
+                         SamplingConfig(strategy='full'))
     summary = extract_all(recs, full, progress=False)
     assert summary['pairs_reused'] == 12
     assert summary['pairs_computed'] == 3 * 5 - 12  # 6 frames: 5 pairs a clip
@@ -338,16 +340,16 @@ def test_small_batches_split_clips_and_store_matches_build(tmp_path,
     data = tmp_path / 'data'
     recs = [make_clip(data, f'c{i}', seed=i) for i in range(2)]
     cfg = FlowConfig(method='tvl1_torch', size=(32, 32))
-    cache = FlowCache(str(tmp_path / 'cache'), cfg,
-                      SamplingConfig(num_instances=3))
+    cache = sampled_cache(str(tmp_path / 'cache'), cfg,
+                          SamplingConfig(num_instances=3))
     summary = bt.extract_all_torch(recs, cache, device='cpu', batch_pairs=2,
                                    progress=False)
     assert summary['built'] == 2 and summary['failed'] == []
     batched = [cache.load(r)['flows'] for r in recs]
     # The per-clip path (FlowCache.build -> extract_instance_set) gives the
     # same instance set as the many-clip batches.
-    other = FlowCache(str(tmp_path / 'cache2'), cfg,
-                      SamplingConfig(num_instances=3))
+    other = sampled_cache(str(tmp_path / 'cache2'), cfg,
+                          SamplingConfig(num_instances=3))
     for rec, flows in zip(recs, batched):
         np.testing.assert_allclose(other.build(rec)['flows'], flows,
                                    atol=2e-3)
@@ -362,7 +364,7 @@ def test_batched_fill_waits_for_a_clip_another_writer_holds(tmp_path,
 
     import raicl_mm.flow.batched as bt
     import raicl_mm.flow.tvl1_torch as tt
-    from raicl_mm.flow.cache import ClipLock
+    from raicl_mm.flow.cache_io import ClipLock
     real = tt.tvl1_batch
     monkeypatch.setattr(bt, 'tvl1_batch',
                         lambda r, t, params=None, device=None, **kw:
@@ -370,10 +372,10 @@ def test_batched_fill_waits_for_a_clip_another_writer_holds(tmp_path,
     data = tmp_path / 'data'
     recs = [make_clip(data, f'c{i}', seed=i) for i in range(2)]
     cfg = FlowConfig(method='tvl1_torch', size=(32, 32), device='cpu')
-    cache = FlowCache(str(tmp_path / 'cache'), cfg,
-                      SamplingConfig(num_instances=3))
-    other = FlowCache(str(tmp_path / 'cache'), cfg,
-                      SamplingConfig(num_instances=3))
+    cache = sampled_cache(str(tmp_path / 'cache'), cfg,
+                          SamplingConfig(num_instances=3))
+    other = sampled_cache(str(tmp_path / 'cache'), cfg,
+                          SamplingConfig(num_instances=3))
     folder = cache.clip_dir(recs[0])
     folder.mkdir(parents=True)
     held = ClipLock(folder)

@@ -53,7 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from raicl_mm.datasets.instance_sets import extract_config_flows
     from raicl_mm.engine.cli import (ToolError, debug_wanted, error_line,
                                      load_checked_config, one_line)
-    from raicl_mm.flow.cache import FlowCacheError
+    from raicl_mm.flow.cache_io import FlowCacheError
     try:
         cfg = load_checked_config(args.config, args.cfg_options)
         summary = extract_config_flows(cfg, workers=args.workers,

@@ -230,11 +230,11 @@ def body(sec: gc.Section, device: str) -> None:
     state = {}
 
     def flow():
+        from raicl_mm.datasets.instance_sets import sampled_cache
         from raicl_mm.datasets.sampling import SamplingConfig
         from raicl_mm.datasets.sources import build_records
         from raicl_mm.flow import FlowConfig
         from raicl_mm.flow.batched import extract_all_torch
-        from raicl_mm.flow.cache import FlowCache
         plain = lambda v: v.to_dict() if hasattr(v, 'to_dict') else dict(  # noqa: E731,E501
             v)
         flow_cfg = FlowConfig(**plain(ds['flow_cfg']))
@@ -242,7 +242,7 @@ def body(sec: gc.Section, device: str) -> None:
         report = build_records(ds['protocol'], plain(ds['data_roots']),
                                plain(ds['ann_files']))
         records = list(report.records)
-        cache = FlowCache(ds['flow_cache'], flow_cfg, sampling)
+        cache = sampled_cache(ds['flow_cache'], flow_cfg, sampling)
         # Leave the folds at least this much of the budget.
         keep = 15.0 if tiny else 45.0
         chunk = max(8, len(records) // 8)

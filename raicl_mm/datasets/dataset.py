@@ -8,10 +8,9 @@ from mmaction.datasets import BaseActionDataset
 from mmaction.registry import DATASETS
 
 from raicl_mm.flow import FlowConfig
-from raicl_mm.flow.cache import FlowCache
 
 from .instance_sets import (MISSING_POLICIES, apply_missing_policy,
-                            load_instance_sets)
+                            load_instance_sets, sampled_cache)
 from .sampling import SamplingConfig, motion_from_flows
 from .folds import check_holdout, holdout_split, list_folds, resolve_fold
 from .sources import build_records, get_classes
@@ -90,7 +89,9 @@ class MicroExpressionFlowDataset(BaseActionDataset):
             planned clips without an instance set (empty when complete;
             only non-empty with ``on_missing='skip'``). ``len(self) ==
             len(planned) - len(missing)``.
-        cache: The :class:`~raicl_mm.flow.cache.FlowCache`;
+        cache: The :class:`~raicl_mm.flow.cache.FlowCache`, its positions
+            function the dataset's sampling
+            (:class:`~.instance_sets.SampledPositions`);
             ``cache.flows_at(record, positions)`` gives onset->frame flows at
             any positions of a record (e.g. every frame, for the spotter),
             from disk or computed once.
@@ -182,12 +183,14 @@ class MicroExpressionFlowDataset(BaseActionDataset):
         self.ann_files = dict(ann_files or {})
         self.flow_cfg = FlowConfig(**(flow_cfg or {}))
         self.sampling_cfg = SamplingConfig(**(sampling or {}))
-        self.cache = FlowCache(flow_cache, self.flow_cfg, self.sampling_cfg)
+        # The cache is handed the sampling as its positions function.
+        self.cache = sampled_cache(flow_cache, self.flow_cfg,
+                                   self.sampling_cfg)
         if self.sampling_cfg.apex_source != 'annotation':
             # The spotter's signal is the motion of every frame, read from
             # (and computed once into) the shared per-pair cache.
             cache = self.cache
-            self.cache.motion_fn = lambda rec: motion_from_flows(
+            self.cache.positions_fn.motion_fn = lambda rec: motion_from_flows(
                 cache.flows_at(rec, list(range(rec.num_frames))))
         self.exclude_file = exclude_file
         self.fold = fold

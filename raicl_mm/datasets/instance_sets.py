@@ -2,10 +2,13 @@
 
 Every clip of a split gets its instance set (Eq. 2) from the per-pair flow
 cache (:class:`raicl_mm.flow.cache.FlowCache`); missing pairs are computed
-once, in parallel, whatever sampling strategy asked for them. A clip whose
-set cannot be made (a corrupt or missing frame, no face, a flow out of
-float16 range, no apex) is never dropped in silence: it is *missing*, with
-its reason, and the caller decides (:data:`MISSING_POLICIES`).
+once, in parallel, whatever sampling strategy asked for them. The cache
+knows nothing of sampling: it is handed the positions of each clip by
+:class:`SampledPositions` (a :class:`~.sampling.SamplingConfig` as the
+cache's positions function), which :func:`sampled_cache` builds it with. A
+clip whose set cannot be made (a corrupt or missing frame, no face, a flow
+out of float16 range, no apex) is never dropped in silence: it is
+*missing*, with its reason, and the caller decides (:data:`MISSING_POLICIES`).
 """
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
-from raicl_mm.flow.cache import FlowCache, extract_all
+from raicl_mm.flow import FlowConfig
+from raicl_mm.flow.cache import FlowCache
+from raicl_mm.flow.cache_fill import extract_all
 from raicl_mm.flow.cache_io import one_line as _one_line
 
+from .sampling import MotionFn, SamplingConfig, clip_positions
 from .settings import ConfigError, data_settings
 from .synthetic_set import prepare_synthetic
 
@@ -30,6 +36,45 @@ class MissingInstancesError(ValueError):
     """Clips of a split have no instance set and ``on_missing='error'``."""
 
 
+class SampledPositions:
+    """A sampling as a flow cache's positions function: ``record -> the
+    positions of its instance set`` (:func:`~.sampling.clip_positions`).
+
+    Args:
+        sampling_cfg: The sampling (default: :class:`SamplingConfig()`).
+        motion_fn: ``record -> (T,)`` per-frame motion for a sampling that
+            spots the apex; it may itself read the cache's
+            :meth:`~raicl_mm.flow.cache.FlowCache.flows_at`, so it can be
+            set after the cache is made. Left behind when pickled (worker
+            processes are given positions, never asked to choose them).
+    """
+
+    def __init__(self, sampling_cfg: Optional[SamplingConfig] = None,
+                 motion_fn: Optional[MotionFn] = None) -> None:
+        self.sampling_cfg = sampling_cfg or SamplingConfig()
+        self.motion_fn = motion_fn
+
+    def __call__(self, record) -> List[int]:
+        return clip_positions(record, self.sampling_cfg, self.motion_fn)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state['motion_fn'] = None  # often a closure over the cache
+        return state
+
+
+def sampled_cache(root: str, flow_cfg: FlowConfig,
+                  sampling_cfg: Optional[SamplingConfig] = None,
+                  motion_fn: Optional[MotionFn] = None) -> FlowCache:
+    """A :class:`FlowCache` whose instance sets are at ``sampling_cfg``'s
+    positions.
+
+    ``cache.positions_fn`` is the :class:`SampledPositions`; its
+    ``sampling_cfg`` and ``motion_fn`` can be read and set there.
+    """
+    return FlowCache(root, flow_cfg, SampledPositions(sampling_cfg, motion_fn))
+
+
 def load_instance_sets(records: Sequence, cache: FlowCache,
                        workers: Optional[int] = None, progress: bool = False
                        ) -> Tuple[Dict[str, dict], List[dict], Optional[dict]]:
@@ -37,7 +82,8 @@ def load_instance_sets(records: Sequence, cache: FlowCache,
 
     Args:
         records: The clips (ClipRecords).
-        cache: The flow cache (its sampling chooses the positions).
+        cache: The flow cache (its positions function, the sampling,
+            chooses the positions: :func:`sampled_cache`).
         workers: Processes for the missing pairs (None = all cores).
         progress: Progress bar on stderr while computing.
 
@@ -149,9 +195,7 @@ def extract_config_flows(cfg, workers: Optional[int] = None,
             unknown protocol, a missing sheet (one line each).
         FlowCacheError: The cache cannot be written.
     """
-    from raicl_mm.datasets.sampling import SamplingConfig
     from raicl_mm.datasets.sources import build_records
-    from raicl_mm.flow import FlowConfig
 
     ds = data_settings(cfg)
     lacking = [k for k in ('protocol', 'data_roots', 'ann_files')
@@ -175,8 +219,8 @@ def extract_config_flows(cfg, workers: Optional[int] = None,
     report = build_records(ds['protocol'], plain(ds['data_roots']),
                            plain(ds['ann_files']),
                            exclude_file=ds.get('exclude_file'))
-    cache = FlowCache(ds.get('flow_cache') or 'cache/flows', flow_cfg,
-                      sampling)
+    cache = sampled_cache(ds.get('flow_cache') or 'cache/flows', flow_cfg,
+                          sampling)
     workers = workers if workers is not None else ds.get('flow_workers')
     summary = extract_all(report.records, cache, workers=workers,
                           progress=progress)

@@ -271,7 +271,7 @@ def user_errors() -> tuple:
     # data the dataset cannot use: an unwritable flow cache, clips without
     # an instance set (on_missing='error')
     from raicl_mm.datasets.instance_sets import MissingInstancesError
-    from raicl_mm.flow.cache import FlowCacheError
+    from raicl_mm.flow.cache_io import FlowCacheError
     errors += [FlowCacheError, MissingInstancesError]
     return tuple(errors)
 

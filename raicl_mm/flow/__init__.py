@@ -8,8 +8,12 @@ paths) and a :class:`FlowConfig` and returns ``[u, v, strain]`` instances.
 - :mod:`.tvl1`        OpenCV Dual TV-L1 / Farneback and optical strain (Eq. 1-2)
 - :mod:`.tvl1_torch`  the batched PyTorch TV-L1 (CPU / CUDA)
 - :mod:`.instances`   a clip's frames -> its instance set
-- :mod:`.cache`       the on-disk cache, keyed by every flow setting
+- :mod:`.cache`       the on-disk cache, keyed by every flow setting; the
+                      positions of an instance set are handed to it
+- :mod:`.cache_pairs` one pair file: its name, key, bytes, safe read/write
+- :mod:`.cache_fill`  filling the cache for many clips (process pool)
 - :mod:`.batched`     filling the cache with the batched solver
+- :mod:`.cache_io`    what the cache and the fills share
 """
 from .config import FACE_CROPS, FLOW_METHODS, FlowConfig
 from .instances import extract_instance_set, load_clip_frames

@@ -2,10 +2,10 @@
 
 The missing pairs of many clips are solved as one batch by
 :func:`raicl_mm.flow.tvl1_torch.tvl1_batch`; frames are read ahead in threads.
-It is the same per-pair cache as :func:`raicl_mm.flow.cache.extract_all`:
-pairs already on disk (from any sampling) are read, only the others are
-solved, and each clip's new pairs are written with :meth:`FlowCache.store`
-under the clip's lock.
+It is the same per-pair cache as :func:`raicl_mm.flow.cache_fill.extract_all`
+fills: pairs already on disk (from any sampling) are read, only the others
+are solved, and each clip's new pairs are written with
+:meth:`FlowCache.store` under the clip's lock.
 """
 from __future__ import annotations
 
@@ -95,8 +95,8 @@ def extract_all_torch(records: Iterable, cache, device=None,
     which is what the cache key of ``method='tvl1_torch'`` records.
 
     Returns:
-        The same keys as :func:`~raicl_mm.flow.cache.extract_all`: ``built``,
-        ``reused``, ``pairs_computed``, ``pairs_reused``, ``failed``
+        The same keys as :func:`~raicl_mm.flow.cache_fill.extract_all`:
+        ``built``, ``reused``, ``pairs_computed``, ``pairs_reused``, ``failed``
         ([{'id', 'error'}]), ``seconds``, ``pairs_per_s`` (pairs solved per
         second, loading included), ``bytes``.
 

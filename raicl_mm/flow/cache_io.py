@@ -1,10 +1,11 @@
 """What the flow cache and the batched extractor share: the errors, the lock
 on a clip's folder, and the summary of a fill.
 
-:mod:`raicl_mm.flow.cache` (the cache, the process-pool fill) and
-:mod:`raicl_mm.flow.batched` (the batched PyTorch fill, which the cache calls
-for ``method='tvl1_torch'``) both import this module; it imports neither, so
-the two fills depend on each other in one direction only.
+:mod:`raicl_mm.flow.cache` (the cache), :mod:`raicl_mm.flow.cache_pairs`
+(one pair file), :mod:`raicl_mm.flow.cache_fill` (the process-pool fill) and
+:mod:`raicl_mm.flow.batched` (the batched PyTorch fill, which the pool fill
+calls for ``method='tvl1_torch'``) import this module; it imports none of
+them, so the fills depend on each other in one direction only.
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def one_line(exc: BaseException) -> str:
 
 
 def summarise(results: List[Dict], seconds: float) -> Dict:
-    """The summary of :func:`~raicl_mm.flow.cache.extract_all` from per-clip results."""
+    """The summary of :func:`~raicl_mm.flow.cache_fill.extract_all` from
+    per-clip results."""
     ok = [r for r in results if 'error' not in r]
     pairs = sum(r['pairs_computed'] for r in ok)
     return dict(

@@ -11,7 +11,7 @@ parameters (the contrib build is required, see :mod:`raicl_mm.compat`);
 Farneback (``cv2.calcOpticalFlowFarneback``) is a faster alternative.
 ``'tvl1_torch'`` is the same TV-L1 model and scheme with the same default
 parameters in PyTorch (:mod:`raicl_mm.flow.tvl1_torch`): the pairs of a
-clip (or, through :func:`raicl_mm.flow.cache.extract_all`, of many
+clip (or, through :func:`raicl_mm.flow.cache_fill.extract_all`, of many
 clips) are solved as one batch, on CUDA when available.
 """
 from __future__ import annotations

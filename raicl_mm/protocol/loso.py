@@ -34,7 +34,7 @@ def _say(*lines: str, err: bool = False) -> None:
 
 def _user_errors() -> tuple:
     from raicl_mm.engine.cli import user_errors
-    from raicl_mm.flow.cache import FlowCacheError
+    from raicl_mm.flow.cache_io import FlowCacheError
     return user_errors() + (PlanError, LockedError, FlowCacheError)
 
 
