@@ -110,19 +110,13 @@ class ClipInstances(BaseTransform):
         return results
 
     def _compute(self, source):
-        """(positions, frame numbers, instances) of a clip, by
-        :class:`RaICLInferencer`'s own decoding, selection and flow steps
-        (an inferencer without a model: only its settings are set)."""
-        from raicl_mm.apis.inference import RaICLInferencer, read_clip
-        steps = RaICLInferencer.__new__(RaICLInferencer)
-        steps.flow_cfg, steps.sampling = self.flow_cfg, self.sampling
-        steps.allow_truncated = False
-        name = source if isinstance(source, str) else 'array'
-        clip = read_clip(source, None, None, self.fps,
-                         select=lambda numbers, rate: steps._select(
-                             numbers, rate, name),
-                         allow_truncated=False)
-        positions, inst = steps._instances(clip)[3:5]
+        """(positions, frame numbers, instances) of a clip, by the decoding,
+        selection and flow steps that :class:`RaICLInferencer` runs
+        (:class:`raicl_mm.datasets.user_clip.ClipSteps`)."""
+        from .user_clip import ClipSteps
+        steps = ClipSteps(self.flow_cfg, self.sampling)
+        clip = steps.read(source, None, None, self.fps, allow_truncated=False)
+        positions, inst = steps.instances(clip)[3:5]
         return positions, list(clip.frame_numbers), inst
 
     def __repr__(self) -> str:
