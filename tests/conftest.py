@@ -8,6 +8,28 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def _threads() -> int:
+    """Intra-op threads for each test process and the tools it starts: the
+    cores shared out among the pytest-xdist workers, at most a thread count
+    the caller set. OpenMP threads beyond the cores spin-wait and stall every
+    process on the machine (2 workers x 2 threads on 2 cores ran the LOSO
+    tests 5x slower than 2 x 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
+        else (os.cpu_count() or 1)
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT') or 1)
+    threads = max(1, cores // max(1, workers))
+    try:
+        threads = min(threads, int(os.environ['RAICL_TEST_THREADS']))
+    except (KeyError, ValueError):
+        pass
+    return threads
+
+
+#: set before any test module imports torch; every subprocess inherits it
+THREADS = _threads()
+os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(THREADS)
+
 TINY_CONFIG = """
 _base_ = [{base!r}]
 __data = dict(
@@ -43,9 +65,25 @@ def tiny_config(tmp_path_factory):
     return cfg
 
 
+#: The modules that run minutes of subprocesses (LOSO runs, DDP, Slurm, the
+#: GPU suite's CPU run, mmaction2's own tools), longest first: they start
+#: first, so that pytest-xdist's file-by-file distribution (setup.cfg) never
+#: ends on one of them while the other workers idle. The rest keep their
+#: order. Seconds measured on 2 cores, 2 workers (docs/architecture.md).
+LONG_FIRST = ('test_loso.py', 'test_distributed.py', 'test_tools.py',
+              'test_gpu_suite.py', 'test_stock_tools.py', 'test_benchmarks.py',
+              'test_ablation.py', 'test_tool_errors.py', 'test_packaging.py',
+              'test_configs.py')
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def run_tool(tool, *args, timeout=600, cwd=None):
     """Run tools/<tool> in a fresh interpreter; returns CompletedProcess."""
-    env = dict(os.environ, OMP_NUM_THREADS='2')
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
     return subprocess.run([sys.executable, str(REPO / 'tools' / tool),
                            *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd or REPO, env=env)

@@ -21,13 +21,18 @@ SIZE = 48  # -> 3x3 feature maps with the tiny backbone (odd width: flips bite)
 NO_AUG = dict(jitter=0.0, blur_prob=0.0)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster, and much faster on a
-    loaded 2-core machine (no OpenMP spin-waiting); restored afterwards."""
+@pytest.fixture(autouse=True)
+def tiny_model_env():
+    """Every model unit test (autouse where imported): mmaction's registry
+    scope, whatever a test of another module left current in this process
+    (pytest-xdist runs modules in any order), and one intra-op thread (tiny
+    tensors: faster, and no OpenMP spin-waiting on a loaded machine); both
+    restored afterwards."""
+    from mmengine.registry import DefaultScope
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        yield
     torch.set_num_threads(n)
 
 

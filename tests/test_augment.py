@@ -13,8 +13,8 @@ init_default_scope('mmaction')
 
 from raicl_mm.models import BranchAugment, flip_back, hflip  # noqa: E402
 
-# _one_thread: the autouse fixture (one intra-op thread for tiny tensors)
-from model_parts import (_one_thread)  # noqa: E402,F401
+# tiny_model_env: autouse (the registry scope, one intra-op thread)
+from model_parts import tiny_model_env  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------- flip

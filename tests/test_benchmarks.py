@@ -20,7 +20,7 @@ KEYS = ('what', 'input', 'device', 'figures', 'baseline', 'ratio', 'goal',
 
 
 def _run(script, *args, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS='2')
+    env = dict(os.environ)  # OMP_NUM_THREADS: conftest.THREADS
     res = subprocess.run(
         [sys.executable, str(REPO / 'benchmarks' / script), '--quick',
          *args], capture_output=True, text=True, timeout=timeout,

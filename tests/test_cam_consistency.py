@@ -18,8 +18,8 @@ from mmaction.registry import MODELS  # noqa: E402
 from raicl_mm.models import (CAMConsistencyHead,  # noqa: E402
                              class_activation_maps, flip_back)
 
-# _one_thread: the autouse fixture (one intra-op thread for tiny tensors)
-from model_parts import (_one_thread, SIZE, build, pair_batch, samples)  # noqa: E402,F401
+# tiny_model_env: autouse (the registry scope, one intra-op thread)
+from model_parts import (tiny_model_env, SIZE, build, pair_batch, samples)  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------- Eq. 5

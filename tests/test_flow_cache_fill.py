@@ -312,7 +312,7 @@ def test_cache_sharing_benchmark_quick():
     res = subprocess.run(
         [sys.executable, str(REPO / 'benchmarks' / 'bench_cache_sharing.py'),
          '--quick', '--load-repeats', '1'], capture_output=True, text=True,
-        timeout=300, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS='2'))
+        timeout=300, cwd=REPO, env=dict(os.environ))  # threads: conftest.THREADS
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1

@@ -18,8 +18,8 @@ init_default_scope('mmaction')
 from mmaction.registry import HOOKS  # noqa: E402
 from raicl_mm.engine.hooks import EpochSeedHook, TargetEMAHook  # noqa: E402
 
-# _one_thread: the autouse fixture (one intra-op thread for tiny tensors)
-from model_parts import (_one_thread, build, pair_batch, samples, total)  # noqa: E402,F401
+# tiny_model_env: autouse (the registry scope, one intra-op thread)
+from model_parts import (tiny_model_env, build, pair_batch, samples, total)  # noqa: E402,F401
 
 
 # ----------------------------------------------------------- Eq. 3 (EMA hook)

@@ -533,3 +533,20 @@ def test_loso_does_not_take_a_replaced_fold_as_finished(reference, tiny_config, 
             and f'move {work}/fold_casme2_01 away' in res.stdout), res.stdout
     assert res.stdout.count(': skipped') == 2
     assert json.loads(preds.read_text()) == data       # left as it is
+
+
+def test_fold_threads_share_the_allowed_cores_and_keep_a_set_cap(monkeypatch):
+    from raicl_mm.protocol.loso import fold_threads
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(8)),
+                        raising=False)
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    assert fold_threads(2) == 4
+    assert fold_threads(3) == 2
+    assert fold_threads(16) == 1  # never 0
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    assert fold_threads(2) == 1  # the caller's cap wins
+    monkeypatch.setenv('OMP_NUM_THREADS', '16')
+    assert fold_threads(2) == 4  # a cap is not a floor
+    for junk in ('', 'x', '0', '-3'):
+        monkeypatch.setenv('OMP_NUM_THREADS', junk)
+        assert fold_threads(2) == 4

@@ -19,9 +19,9 @@ init_default_scope('mmaction')
 from mmaction.registry import MODELS  # noqa: E402
 from raicl_mm.models import InstanceDataPreprocessor, hflip  # noqa: E402
 
-# _one_thread: the autouse fixture (one intra-op thread for tiny tensors)
-from model_parts import (_one_thread, NO_AUG, SIZE, TINY_MRD, build,
-                         pair_batch, samples, total)  # noqa: E402,F401
+# tiny_model_env: autouse (the registry scope, one intra-op thread)
+from model_parts import (tiny_model_env, NO_AUG, SIZE, TINY_MRD, build,  # noqa: E402,F401
+                         pair_batch, samples, total)
 
 
 # ----------------------------------------------------------------- gradients

@@ -19,9 +19,9 @@ from mmaction.registry import MODELS  # noqa: E402
 from mmaction.structures import ActionDataSample  # noqa: E402
 from raicl_mm.models import MultiRegionEncoder, RegionDiscoveryHead  # noqa: E402
 
-# _one_thread: the autouse fixture (one intra-op thread for tiny tensors)
-from model_parts import (_one_thread, NO_AUG, SIZE, TINY_BACKBONE,
-                         TINY_MRD, build, pair_batch, samples)  # noqa: E402,F401
+# tiny_model_env: autouse (the registry scope, one intra-op thread)
+from model_parts import (tiny_model_env, NO_AUG, SIZE, TINY_BACKBONE,  # noqa: E402,F401
+                         TINY_MRD, build, pair_batch, samples)
 
 
 # ------------------------------------------------------------------ Eq. 9-10

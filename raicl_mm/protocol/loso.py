@@ -139,6 +139,22 @@ def _install_stop_handlers() -> None:
     atexit.register(fold_runner.stop_all)
 
 
+def fold_threads(workers: int) -> int:
+    """Intra-op threads of each fold process: the cores this process may use
+    (its CPU affinity: ``taskset``, a Slurm or container limit) shared among
+    the folds that run at once, and never more than an ``OMP_NUM_THREADS``
+    the caller set (OpenMP threads beyond the cores spin-wait and slow every
+    fold down)."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+             else (os.cpu_count() or 1))
+    threads = max(1, cores // max(1, int(workers)))
+    try:
+        cap = int(os.environ.get('OMP_NUM_THREADS', ''))
+    except ValueError:
+        cap = 0
+    return min(threads, cap) if cap > 0 else threads
+
+
 def _fold_env(threads: int, gpu: Optional[int]) -> Dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
@@ -268,7 +284,7 @@ def _run_folds(config, cfg, work_dir, plan, selected, workers, gpus, amp,
             gpus = list(range(torch.cuda.device_count()))
         except Exception:  # noqa: BLE001 - no usable torch CUDA: CPU
             gpus = []
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = fold_threads(workers)
     _say(f'LOSO: {len(selected)} folds of {len(plan["folds"])}, {workers} at '
          f'a time, {threads} threads each'
          + (f', GPUs {list(gpus)}' if gpus else ', CPU'))
