@@ -76,6 +76,22 @@ LONG_FIRST = ('test_loso.py', 'test_distributed.py', 'test_tools.py',
               'test_configs.py')
 
 
+@pytest.fixture(autouse=True)
+def _registry_scope_restored():
+    """Each test leaves MMEngine's current registry scope as it found it: a
+    Runner made in a test (``default_scope='mmengine'``) would otherwise turn
+    a later ``METRICS.build`` in the same worker to the wrong registry, and
+    pytest-xdist runs the modules in any order."""
+    module = sys.modules.get('mmengine.registry.default_scope')
+    saved = (None if module is None
+             else list(module.DefaultScope._instance_dict.items()))
+    yield
+    if saved is not None:
+        instances = module.DefaultScope._instance_dict
+        instances.clear()
+        instances.update(saved)
+
+
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -176,3 +176,21 @@ def test_the_config_blocks_of_data_md_load_and_pass_the_checks(tmp_path):
         else:
             assert cfg.train_dataloader.dataset == cfg.test_dataloader.dataset or \
                 cfg.train_dataloader.dataset.get('flow_cfg')
+
+
+def test_the_test_suite_commands_of_architecture_md_run():
+    """docs/architecture.md "The test suite": each ```bash block runs as
+    written (``.venv/bin/python`` is this interpreter) and its tests pass."""
+    text = (REPO / 'docs' / 'architecture.md').read_text()
+    section = text.split('## The test suite', 1)[1].split('\n## ', 1)[0]
+    commands = [c.strip() for c in blocks(section, 'bash')]
+    assert len(commands) == 2 and all(
+        c.startswith('.venv/bin/python -m pytest ') for c in commands), commands
+    for command in commands:
+        argv = [sys.executable] + command.split()[1:] + ['-p', 'no:cacheprovider']
+        res = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
+                             timeout=300)
+        assert res.returncode == 0, f'{command}:\n{res.stdout[-3000:]}'
+        assert ' passed' in res.stdout and ' failed' not in res.stdout, res.stdout[-2000:]
+        if '--durations' in command:
+            assert 'slowest 30 durations' in res.stdout

@@ -113,7 +113,13 @@ def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
     die with it -- nothing is left writing -- and a rerun resumes the fold
     to the same report."""
     ref_work, _ = reference
-    work = tmp_path / 'killed'
+    # the plan and fold casme2_01 of the reference (finished: skipped); the
+    # runner is killed in the middle of fold casme2_02
+    work = _copy_run(reference, tmp_path / 'killed')
+    for name in ('fold_casme2_02', 'fold_casme2_03', 'report',
+                 'loso_timing.json'):
+        path = work / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     ckpt = work / 'fold_casme2_02' / 'last_checkpoint'  # after epoch_1.pth
     proc = subprocess.Popen(
         [sys.executable, str(REPO / 'tools' / 'loso.py'), str(tiny_config),
