@@ -105,6 +105,45 @@ def run_tool(tool, *args, timeout=600, cwd=None):
                           timeout=timeout, cwd=cwd or REPO, env=env)
 
 
+def run_tool_here(tool, *args, cwd=None):
+    """tools/<tool> run in this interpreter, for a call that must be REFUSED
+    before any work (arguments, config, checkpoint, plan and lock checks).
+
+    The tool's file runs as ``__main__`` with ``sys.argv`` set, so the entry
+    point is the command line's own (``main_guard``, the one-line error, the
+    exit status); what it saves is the ~5 s of imports a fresh interpreter
+    pays. Runs that train, test or write results use :func:`run_tool`.
+    Returns a ``CompletedProcess`` as :func:`run_tool` does.
+    """
+    import contextlib
+    import io
+    import runpy
+    path = str(REPO / 'tools' / tool)
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    saved = os.getcwd(), sys.argv, list(sys.path)
+    os.chdir(cwd or REPO)
+    sys.argv = [path, *argv]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(path, run_name='__main__')
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        os.chdir(saved[0])
+        sys.argv = saved[1]
+        sys.path[:] = saved[2]
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit('message'), as Python does
+        err.write(f'{code}\n')
+        code = 1
+    return subprocess.CompletedProcess([sys.executable, path, *argv], code,
+                                       out.getvalue(), err.getvalue())
+
+
 def write_random_checkpoint(cfg_path, ckpt_path, classes, seed=0, fc_gain=20.0):
     """Save the config's model with random weights as a checkpoint (classes in
     its meta); the FC is scaled so that a random model still tells classes

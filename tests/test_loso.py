@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, run_tool_here
 
 EPOCHS = ['--cfg-options', 'train_cfg.max_epochs=5']
 OPTIONS = {'train_cfg.max_epochs': 5}
@@ -61,6 +61,17 @@ def reference(tiny_config, tmp_path_factory):
 def trained_fold(reference):
     work, _ = reference
     return work / 'fold_casme2_01' / 'epoch_5.pth'
+
+
+def _first_fold_only(reference, dest):
+    """A copy of the reference run with its plan and its finished first fold
+    (casme2_01) only: the next run skips it and trains the other two."""
+    work = _copy_run(reference, dest)
+    for name in ('fold_casme2_02', 'fold_casme2_03', 'report',
+                 'loso_timing.json'):
+        path = work / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return work
 
 
 def _copy_run(reference, dest):
@@ -115,11 +126,7 @@ def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
     ref_work, _ = reference
     # the plan and fold casme2_01 of the reference (finished: skipped); the
     # runner is killed in the middle of fold casme2_02
-    work = _copy_run(reference, tmp_path / 'killed')
-    for name in ('fold_casme2_02', 'fold_casme2_03', 'report',
-                 'loso_timing.json'):
-        path = work / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    work = _first_fold_only(reference, tmp_path / 'killed')
     ckpt = work / 'fold_casme2_02' / 'last_checkpoint'  # after epoch_1.pth
     proc = subprocess.Popen(
         [sys.executable, str(REPO / 'tools' / 'loso.py'), str(tiny_config),
@@ -149,8 +156,11 @@ def test_killed_run_resumes_to_the_same_report(reference, tiny_config,
 
 
 @pytest.mark.slow
-def test_failed_fold_is_reported_and_others_finish(tiny_config, tmp_path):
-    work = tmp_path / 'failing'
+def test_failed_fold_is_reported_and_others_finish(reference, tiny_config,
+                                                  tmp_path):
+    # the reference's plan and finished fold casme2_01; casme2_02 trains
+    # beside casme2_03, whose checkpoint is damaged
+    work = _first_fold_only(reference, tmp_path / 'failing')
     bad = work / 'fold_casme2_03'
     bad.mkdir(parents=True)
     (bad / 'epoch_1.pth').write_bytes(b'not a checkpoint')
@@ -195,8 +205,8 @@ def test_rerun_with_other_settings_refused(reference, tiny_config, tmp_path):
     overwrite the plan; now refused before anything runs."""
     work = _copy_run(reference, tmp_path / 'other')
     plan_before = (work / 'loso_plan.json').read_text()
-    res = run_tool('loso.py', tiny_config, '--work-dir', work,
-                   '--cfg-options', 'train_cfg.max_epochs=4')
+    res = run_tool_here('loso.py', tiny_config, '--work-dir', work,
+                        '--cfg-options', 'train_cfg.max_epochs=4')
     assert res.returncode == 2
     err = res.stderr.strip().splitlines()[-1]
     assert err.startswith('error: ') and 'loso_plan.json was made with ' \
@@ -232,7 +242,7 @@ def test_second_runner_is_refused_with_the_holder(tiny_config, tmp_path):
             ''')], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == 'held'
-        res = run_tool('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
+        res = run_tool_here('loso.py', tiny_config, '--work-dir', work, *EPOCHS)
         assert res.returncode == 2
         err = res.stderr.strip().splitlines()[-1]
         assert err.startswith('error: ') and 'loso.lock is held by pid ' \
@@ -435,15 +445,15 @@ def test_stray_one_fold_run_is_refused_and_the_report_unchanged(reference, tiny_
     fold = work / 'fold_casme2_01'
     before = (fold / 'predictions.json').read_bytes()
     marker = (fold / 'last_checkpoint').read_text()
-    res = run_tool('train.py', tiny_config, '--fold', '0', '--work-dir', fold,
-                   '--cfg-options', 'train_cfg.max_epochs=2')
+    res = run_tool_here('train.py', tiny_config, '--fold', '0', '--work-dir', fold,
+                        '--cfg-options', 'train_cfg.max_epochs=2')
     assert res.returncode == 2, res.stderr[-2000:]
     err = res.stderr.strip().splitlines()[-1]
     assert f'{fold} is fold casme2_01 of the LOSO plan {work}/loso_plan.json' in err
     assert 'train_cfg' in err and f'--work-dir {work} --folds casme2_01' in err
     assert 'another --work-dir' in err
-    res = run_tool('test.py', tiny_config, str(fold / 'epoch_5.pth'), '--fold', '1',
-                   '--work-dir', fold, '--dump', fold / 'predictions.json')
+    res = run_tool_here('test.py', tiny_config, str(fold / 'epoch_5.pth'), '--fold', '1',
+                        '--work-dir', fold, '--dump', fold / 'predictions.json')
     assert res.returncode == 2 and 'fold casme2_02 in the folder of fold casme2_01' \
         in res.stderr, res.stderr[-2000:]
     assert (fold / 'predictions.json').read_bytes() == before

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, run_tool_here
 
 DEAD = ['--cfg-options', 'data_roots.casme2=/nonexistent']
 
@@ -64,7 +64,7 @@ def test_infer_out_dir_that_is_a_file_is_refused_before_the_work(tmp_path, capsy
 
 
 def test_train_fold_comma_is_one_line(tiny_config, tmp_path):
-    res = run_tool('train.py', tiny_config, '--fold', ',', '--work-dir', tmp_path / 'w')
+    res = run_tool_here('train.py', tiny_config, '--fold', ',', '--work-dir', tmp_path / 'w')
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1] == (
         "error: --fold ',' names no subject (an index, a fold key or a subject id; "
@@ -76,7 +76,8 @@ def test_test_fold_all_warns_that_it_scores_training_subjects(tiny_config, tmp_p
     # the checkpoint does not exist: the warning is not what is tested here
     ckpt = tmp_path / 'c.pth'
     ckpt.write_bytes(b'')
-    res = run_tool('test.py', tiny_config, ckpt, '--fold', 'all', '--work-dir', tmp_path / 'w')
+    res = run_tool_here('test.py', tiny_config, ckpt, '--fold', 'all', '--work-dir',
+                        tmp_path / 'w')
     assert 'warning: --fold all scores every subject of the protocol, including those ' \
         'the checkpoint was trained on' in res.stderr
     assert res.returncode == 2 and 'Traceback' not in res.stderr
@@ -88,7 +89,7 @@ def test_damaged_predictions_are_one_line_and_debug_shows_the_traceback(tmp_path
     (tmp_path / 'fold_a_1').mkdir()
     (tmp_path / 'fold_a_1' / 'predictions.json').write_text(
         json.dumps(dict(classes=['x', 'y'], predictions=[1, 2])))
-    res = run_tool('loso_report.py', tmp_path)
+    res = run_tool_here('loso_report.py', tmp_path)
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if 'Warning' not in ln and 'warn' not in ln]
     assert len(lines) == 1 and lines[0].startswith('loso_report: ')
@@ -100,7 +101,7 @@ def test_a_damaged_plan_is_one_line_in_loso(tiny_config, tmp_path):
     work = tmp_path / 'w'
     work.mkdir()
     (work / 'loso_plan.json').write_text(json.dumps(dict(folds=[1, 2], classes=['x'])))
-    res = run_tool('loso.py', tiny_config, '--work-dir', work, '--task', '0')
+    res = run_tool_here('loso.py', tiny_config, '--work-dir', work, '--task', '0')
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1] == (
         f'error: {work}/loso_plan.json: "folds" must be a list of strings')

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_tool
+from conftest import run_tool, run_tool_here
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +66,8 @@ def test_foreign_checkpoint_is_refused_by_test_tool(trained, tiny_config,
     ckpt['meta']['foreign'] = Namespace(evil=True)
     bad = tmp_path / 'foreign.pth'
     torch.save(ckpt, bad)
-    res = run_tool('test.py', tiny_config, bad, '--fold', '0', '--work-dir',
-                   tmp_path / 'w')
+    res = run_tool_here('test.py', tiny_config, bad, '--fold', '0', '--work-dir',
+                        tmp_path / 'w')
     assert res.returncode != 0
     assert 'argparse.Namespace' in res.stderr
     assert '--trust-checkpoint' in res.stderr
@@ -82,18 +82,18 @@ def test_foreign_checkpoint_is_refused_by_test_tool(trained, tiny_config,
      'checkpoint nope/epoch_9.pth does not exist'),
 ])
 def test_bad_paths_get_one_line_errors(tool, args, message):
-    res = run_tool(tool, *args)
+    res = run_tool_here(tool, *args)
     assert res.returncode == 2
     assert message in res.stderr and 'Traceback' not in res.stderr
 
 
 def test_unknown_fold_is_named(tiny_config, tmp_path):
-    res = run_tool('train.py', tiny_config, '--fold', 'sub99', '--work-dir',
-                   tmp_path)
+    res = run_tool_here('train.py', tiny_config, '--fold', 'sub99', '--work-dir',
+                        tmp_path)
     assert res.returncode == 2
     assert 'sub99' in res.stderr and 'casme2_01' in res.stderr
-    res = run_tool('train.py', tiny_config, '--fold', '7', '--work-dir',
-                   tmp_path)
+    res = run_tool_here('train.py', tiny_config, '--fold', '7', '--work-dir',
+                        tmp_path)
     assert res.returncode == 2 and 'out of range' in res.stderr
 
 
@@ -131,15 +131,15 @@ def test_checkpoint_of_another_config_is_refused(trained, tiny_config,
                                                  tmp_path):
     work, _ = trained
     five = _five_class_copy(work / 'epoch_2.pth', tmp_path / 'five.pth')
-    res = run_tool('test.py', tiny_config, five, '--fold', '0', '--work-dir',
-                   tmp_path / 't')
+    res = run_tool_here('test.py', tiny_config, five, '--fold', '0', '--work-dir',
+                        tmp_path / 't')
     assert res.returncode == 2, res.stderr[-2000:]
     line = res.stderr.strip().splitlines()[-1]
     assert line.startswith('error: checkpoint') and 'online.fc.weight' in line
     assert 'does not fit the model' in line
     assert not (tmp_path / 't' / 'predictions_test.json').exists()
-    res = run_tool('train.py', tiny_config, '--fold', '0', '--work-dir',
-                   tmp_path / 'r', '--resume', five)
+    res = run_tool_here('train.py', tiny_config, '--fold', '0', '--work-dir',
+                        tmp_path / 'r', '--resume', five)
     assert res.returncode == 2 and 'online.fc.weight' in res.stderr
     assert not (tmp_path / 'r' / 'predictions.json').exists()
 
@@ -201,8 +201,8 @@ def test_test_tool_mode_ensemble_scores_every_instance(trained, tiny_config,
                               atol=1e-6)
     dumped = next((tmp_path / 'e').glob('*.py')).read_text()
     assert "ensemble=True" in dumped
-    bad = run_tool('test.py', tiny_config, work / 'epoch_2.pth',
-                   '--mode', 'mean')
+    bad = run_tool_here('test.py', tiny_config, work / 'epoch_2.pth',
+                        '--mode', 'mean')
     assert bad.returncode == 2 and 'mode' in bad.stderr
 
 
