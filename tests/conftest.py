@@ -106,22 +106,27 @@ def run_tool(tool, *args, timeout=600, cwd=None):
 
 
 def run_tool_here(tool, *args, cwd=None):
-    """tools/<tool> run in this interpreter, for a call that must be REFUSED
-    before any work (arguments, config, checkpoint, plan and lock checks).
+    """A tool run in this interpreter, for a call that must be REFUSED before
+    any work (arguments, config, checkpoint, plan and lock checks).
 
-    The tool's file runs as ``__main__`` with ``sys.argv`` set, so the entry
-    point is the command line's own (``main_guard``, the one-line error, the
-    exit status); what it saves is the ~5 s of imports a fresh interpreter
-    pays. Runs that train, test or write results use :func:`run_tool`.
-    Returns a ``CompletedProcess`` as :func:`run_tool` does.
+    ``tool`` is a file of ``tools/`` or the path of another script (e.g.
+    mmaction2's own ``train.py``). The file runs as ``__main__`` with
+    ``sys.argv`` set, so the entry point is the command line's own
+    (``main_guard``, the one-line error, the exit status; an uncaught
+    exception gives status 1 and its traceback on stderr, as Python does);
+    the working folder, ``sys.path`` and ``os.environ`` are restored after.
+    What it saves is the ~5 s of imports a fresh interpreter pays. Runs that
+    train, test or write results use :func:`run_tool`. Returns a
+    ``CompletedProcess`` as :func:`run_tool` does.
     """
     import contextlib
     import io
     import runpy
-    path = str(REPO / 'tools' / tool)
+    import traceback
+    path = str(tool) if os.path.isabs(str(tool)) else str(REPO / 'tools' / tool)
     argv = [str(a) for a in args]
     out, err = io.StringIO(), io.StringIO()
-    saved = os.getcwd(), sys.argv, list(sys.path)
+    saved = os.getcwd(), sys.argv, list(sys.path), dict(os.environ)
     os.chdir(cwd or REPO)
     sys.argv = [path, *argv]
     code = 0
@@ -131,10 +136,15 @@ def run_tool_here(tool, *args, cwd=None):
                 runpy.run_path(path, run_name='__main__')
             except SystemExit as exc:
                 code = exc.code
+            except Exception:  # noqa: BLE001 - what the interpreter prints
+                traceback.print_exc()
+                code = 1
     finally:
         os.chdir(saved[0])
         sys.argv = saved[1]
         sys.path[:] = saved[2]
+        os.environ.clear()
+        os.environ.update(saved[3])
     if code is None:
         code = 0
     elif not isinstance(code, int):  # sys.exit('message'), as Python does

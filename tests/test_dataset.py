@@ -188,7 +188,7 @@ def test_spotted_apex_reads_every_frame_from_the_shared_cache(
 @pytest.mark.slow
 def test_train_tool_refuses_a_split_with_a_failed_clip(data, tmp_path):
     """tools/train.py: one line naming the clip, exit 2, before training."""
-    from conftest import REPO, run_tool
+    from conftest import REPO, run_tool_here
     clip = damage_first_clip(data)
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(f"""
@@ -208,8 +208,8 @@ val_dataloader = dict(batch_size=2, dataset=__data)
 test_dataloader = dict(batch_size=2, dataset=__data)
 train_cfg = dict(max_epochs=1, val_begin=1, val_interval=1)
 """)
-    res = run_tool('train.py', cfg, '--work-dir', tmp_path / 'work',
-                   '--fold', 'all')
+    res = run_tool_here('train.py', cfg, '--work-dir', tmp_path / 'work',
+                        '--fold', 'all')
     assert res.returncode == 2, res.stderr[-3000:]
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith('error:')]
     assert len(lines) == 1 and 'Traceback' not in res.stderr

@@ -175,7 +175,7 @@ def test_failed_fold_is_reported_and_others_finish(reference, tiny_config,
     assert 'loso_stdout.log' in res.stderr
     for fold in ('casme2_01', 'casme2_02'):
         assert (work / f'fold_{fold}' / 'predictions.json').is_file()
-    report = run_tool('loso_report.py', work)
+    report = run_tool_here('loso_report.py', work)
     assert report.returncode == 2 and 'casme2_03' in report.stderr
 
 
@@ -488,7 +488,7 @@ def test_report_refuses_predictions_that_are_not_the_plans(reference, tmp_path):
         json.loads((preds_path.parent / STAMP_FILE).read_text()), plan_id='0' * 16)))
     with pytest.raises(PlanMismatchError, match='written under other settings'):
         make_report(str(work))
-    res = run_tool('loso_report.py', work)
+    res = run_tool_here('loso_report.py', work)
     assert res.returncode == 2 and 'fold_casme2_02/predictions.json' in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 

@@ -5,8 +5,6 @@ import importlib.util
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -138,8 +136,8 @@ def test_complete_run(tmp_path, capsys):
 
 def test_missing_fold_refused(tmp_path):
     make_work_dir(str(tmp_path), skip=('samm_006', 'casme2_sub02'))
-    proc = subprocess.run([sys.executable, TOOL, str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    from conftest import run_tool_here  # the command line's entry, in-process
+    proc = run_tool_here(TOOL, str(tmp_path))
     assert proc.returncode == 2, proc.stderr
     assert 'missing folds: casme2_sub02, samm_006' in proc.stderr
     assert '--allow-missing' in proc.stderr

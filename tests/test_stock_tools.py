@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_tool_here
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'configs' / 'raicl_synthetic.py'
 ONE_EPOCH = ['train_cfg.max_epochs=1', 'train_cfg.val_begin=1',
@@ -99,8 +101,9 @@ def test_stock_test_scores_the_checkpoint_and_a_fold_override(trained):
 ])
 def test_stock_train_refuses_a_dead_or_partial_override(tmp_path, option,
                                                         message):
-    res = _run('train.py', CONFIG, '--work-dir', 'wd', '--cfg-options',
-               option, cwd=tmp_path, timeout=300)
+    # refused before any work: run in this interpreter (conftest.run_tool_here)
+    res = run_tool_here(_mmaction_tool('train.py'), CONFIG, '--work-dir', 'wd',
+                        '--cfg-options', option, cwd=tmp_path)
     assert res.returncode != 0
     assert message in res.stderr
     assert not (tmp_path / 'data').exists()  # refused before any work

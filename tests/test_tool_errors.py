@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import REPO, run_tool, run_tool_here
+from conftest import REPO, run_tool_here
 
 DEAD = ['--cfg-options', 'data_roots.casme2=/nonexistent']
 
@@ -93,7 +93,7 @@ def test_damaged_predictions_are_one_line_and_debug_shows_the_traceback(tmp_path
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if 'Warning' not in ln and 'warn' not in ln]
     assert len(lines) == 1 and lines[0].startswith('loso_report: ')
-    res = run_tool('loso_report.py', tmp_path, '--debug')
+    res = run_tool_here('loso_report.py', tmp_path, '--debug')
     assert 'Traceback' in res.stderr
 
 

@@ -164,8 +164,8 @@ def test_cfg_options_win_and_fold_changes_only_the_fold(tiny_config,
 
 
 def test_seed_keeps_mmaction2s_rule_and_says_so(tiny_config, tmp_path):
-    res = run_tool('train.py', tiny_config, '--seed', '3', '--work-dir',
-                   tmp_path)
+    res = run_tool_here('train.py', tiny_config, '--seed', '3', '--work-dir',
+                        tmp_path)
     assert res.returncode == 2
     assert 'randomness.seed=3' in res.stderr.strip().splitlines()[-1]
 
