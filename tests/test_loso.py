@@ -233,10 +233,13 @@ def test_second_runner_is_refused_with_the_holder(tiny_config, tmp_path):
     work = tmp_path / 'busy'
     holder = subprocess.Popen(
         [sys.executable, '-c', textwrap.dedent(f'''
-            import sys, time
-            sys.path.insert(0, {str(REPO)!r})
-            from raicl_mm.protocol.lock import work_dir_lock
-            with work_dir_lock({str(work)!r}, 'tools/loso.py'):
+            import importlib.util, time
+            # by path: the lock needs no torch (the holder starts at once)
+            spec = importlib.util.spec_from_file_location(
+                'lock', {str(REPO / 'raicl_mm' / 'protocol' / 'lock.py')!r})
+            lock = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(lock)
+            with lock.work_dir_lock({str(work)!r}, 'tools/loso.py'):
                 print('held', flush=True)
                 time.sleep(120)
             ''')], stdout=subprocess.PIPE, text=True)

@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'configs' / 'raicl_synthetic.py'
 ONE_EPOCH = ['train_cfg.max_epochs=1', 'train_cfg.val_begin=1',
              'train_cfg.val_interval=1']
-#: the embedded set with 4 clips a subject instead of 12 (the layout, the 8
-#: subjects and every other setting are the config's): a third of the flow
+#: the embedded set with 3 clips a subject instead of 12 (the layout, the 8
+#: subjects and every other setting are the config's): a quarter of the flow
 #: to compute. Every loader gets it (a loader left out is refused).
-SMALL_SET = [f'{n}_dataloader.dataset.synthetic.clips_per_subject=4'
+SMALL_SET = [f'{n}_dataloader.dataset.synthetic.clips_per_subject=3'
              for n in ('train', 'val', 'test')]
 
 
@@ -89,8 +89,8 @@ def test_stock_test_scores_the_checkpoint_and_a_fold_override(trained):
     assert res.returncode == 0, res.stderr[-3000:]
     fold3 = _dumped(cwd / 'wt' / 'fold3.pkl')
     assert {d['fold'] for d in fold3} == {'casme2_04'}
-    assert len(fold3) == 4  # the subject's clips (SMALL_SET)
-    assert len(default) == 4
+    assert len(fold3) == 3  # the subject's clips (SMALL_SET)
+    assert len(default) == 3
 
 
 @pytest.mark.parametrize('option,message', [
