@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,15 @@ def _threads() -> int:
 #: set before any test module imports torch; every subprocess inherits it
 THREADS = _threads()
 os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(THREADS)
+
+# The tools and scripts the tests start (about 190 processes) compile the
+# package's source once, not once each: where PYTHONDONTWRITEBYTECODE is set,
+# their bytecode goes to a cache outside the tree (PYTHONPYCACHEPREFIX), so
+# the checkout stays as clean as that setting keeps it.
+if os.environ.get('PYTHONDONTWRITEBYTECODE'):
+    del os.environ['PYTHONDONTWRITEBYTECODE']
+    os.environ.setdefault('PYTHONPYCACHEPREFIX', os.path.join(
+        tempfile.gettempdir(), f'raicl_mm_tests_pycache_{os.getuid()}'))
 
 TINY_CONFIG = """
 _base_ = [{base!r}]

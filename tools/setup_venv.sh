@@ -10,18 +10,20 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-# torch/torchvision first, pinned, so that nothing resolves a different build.
-.venv/bin/python -m pip install -q 'torch==2.14.1' 'torchvision==0.29.1'
-# the package (editable; setup.py links configs/, tools/ and model-index.yml
-# into raicl_mm/.mim as OpenMMLab packages do), the tests and OpenMMLab's
-# `mim` (its resolution keeps setuptools in raicl_mm's range, >=77.0.3,<81,
-# which still ships pkg_resources for mmengine's `mmaction::` look-ups).
-.venv/bin/python -m pip install -q -e '.[tests,mim]'
-# mmcv: keep a full mmcv if the environment has one; otherwise mmcv-lite
-# (no compiled ops; Ra-ICL needs none). Never one over the other.
-if ! .venv/bin/python -c "import mmcv" 2>/dev/null; then
-  .venv/bin/python -m pip install -q 'mmcv-lite>=2.0.0rc4,<2.2.0'
+# One resolution for everything: torch/torchvision pinned (so that nothing
+# resolves a different build); the package (editable; setup.py links
+# configs/, tools/ and model-index.yml into raicl_mm/.mim as OpenMMLab packages
+# do), the tests and OpenMMLab's `mim` (its resolution keeps setuptools in
+# raicl_mm's range, >=77.0.3,<81, which still ships pkg_resources for
+# mmengine's `mmaction::` look-ups).
+# mmcv: keep a full mmcv if the environment has one (found, not imported: it
+# may need what is installed here); otherwise mmcv-lite (the `lite` extra: no
+# compiled ops; Ra-ICL needs none). Never one over the other.
+EXTRAS=tests,mim
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(0 if u.find_spec('mmcv') else 1)"; then
+  EXTRAS=$EXTRAS,lite
 fi
+.venv/bin/python -m pip install -q 'torch==2.14.1' 'torchvision==0.29.1' -e ".[$EXTRAS]"
 # mmengine and mmcv-lite pull in opencv-python, which overwrites the cv2 of
 # opencv-contrib-python-headless; TV-L1 (cv2.optflow) is contrib-only, so the
 # contrib build is put back last.
