@@ -14,8 +14,7 @@ def _threads() -> int:
     """Intra-op threads for each test process and the tools it starts: the
     cores shared out among the pytest-xdist workers, at most a thread count
     the caller set. OpenMP threads beyond the cores spin-wait and stall every
-    process on the machine (2 workers x 2 threads on 2 cores ran the LOSO
-    tests 5x slower than 2 x 1)."""
+    process on the machine."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
         else (os.cpu_count() or 1)
     workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT') or 1)

@@ -162,14 +162,21 @@ def _predict(head, z):
     return head.predictor.predictor([z.reshape(-1, d)])[0].reshape(z.shape)
 
 
-def test_consistency_byol_form():
+def _cosine_head(shift_factor, scale_factor):
+    """A small MRD head whose L_c is mmpretrain's CosineSimilarityLoss
+    ``scale * (shift - cos)``, in eval mode, and a (2, 3, 8) batch of z."""
     torch.manual_seed(0)
     head = RegionDiscoveryHead(
         num_queries=3, embed_dim=8, pred_hidden=8,
         consistency_loss=dict(type='mmpretrain.CosineSimilarityLoss',
-                              shift_factor=2.0, scale_factor=2.0))
+                              shift_factor=shift_factor,
+                              scale_factor=scale_factor))
     head.eval()
-    z = torch.randn(2, 3, 8)
+    return head, torch.randn(2, 3, 8)
+
+
+def test_consistency_byol_form():
+    head, z = _cosine_head(2.0, 2.0)
     with torch.no_grad():
         pred = _predict(head, z)
         assert head.loss_consistency(z, pred).item() == pytest.approx(
@@ -182,13 +189,7 @@ def test_consistency_byol_form():
 
 
 def test_consistency_negative_cosine_form_and_sign():
-    torch.manual_seed(0)
-    head = RegionDiscoveryHead(
-        num_queries=3, embed_dim=8, pred_hidden=8,
-        consistency_loss=dict(type='mmpretrain.CosineSimilarityLoss',
-                              shift_factor=0.0, scale_factor=1.0))
-    head.eval()
-    z = torch.randn(2, 3, 8)
+    head, z = _cosine_head(0.0, 1.0)
     g = torch.Generator().manual_seed(1)
     noise = torch.randn(2, 3, 8, generator=g)
     with torch.no_grad():
