@@ -31,4 +31,6 @@ if ! .venv/bin/python -c "import cv2, sys; sys.exit(0 if hasattr(cv2, 'optflow')
   .venv/bin/python -m pip install -q --force-reinstall --no-deps opencv-contrib-python-headless
 fi
 .venv/bin/python -m pip check
-.venv/bin/python -c "import raicl_mm, cv2; cv2.optflow; print('raicl_mm', raicl_mm.__version__, '| torch', __import__('torch').__version__, '| cv2', cv2.__version__, 'with optflow')"
+# what is installed, read from the packages' metadata (importing torch and the
+# stack here would cost seconds that the next command pays again)
+.venv/bin/python -c "from importlib.metadata import version as v; import cv2; cv2.optflow; print('raicl_mm', v('raicl_mm'), '| torch', v('torch'), '| cv2', cv2.__version__, 'with optflow')"
