@@ -101,6 +101,21 @@ def _registry_scope_restored():
         instances.update(saved)
 
 
+def pytest_configure(config):
+    """In the controlling process, before pytest-xdist starts its workers:
+    build yapf's grammar cache (mmengine.config imports yapf). yapf writes
+    that pickle, not atomically, the first time it runs beside a newly
+    installed copy of itself; two workers importing mmengine at once in a
+    fresh venv then race, and one reads a half-written file ('EOFError: Ran
+    out of input' while collecting)."""
+    if hasattr(config, 'workerinput'):  # a worker: the controller did it
+        return
+    try:
+        import yapf  # noqa: F401  (loads and caches the grammar)
+    except ImportError:
+        pass
+
+
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
