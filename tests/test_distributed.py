@@ -440,7 +440,7 @@ def local_slurm(tmp_path_factory):
         state = ''
         while time.time() < deadline:
             res = subprocess.run(['sinfo', '-h', '-o', '%T'], env=env,
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, timeout=60)
             state = (res.stdout + res.stderr).strip()
             if state == 'idle':
                 break
@@ -471,7 +471,8 @@ def test_slurm_loso_on_local_slurm(local_slurm, tiny_config, tmp_path):
     while time.time() < deadline:
         res = subprocess.run(['squeue', '-h', '-j',
                               f'{ids["array"]},{ids["report"]}'],
-                             env=env, capture_output=True, text=True)
+                             env=env, capture_output=True, text=True,
+                             timeout=60)
         if res.returncode == 0 and not res.stdout.strip():
             break
         time.sleep(2)

@@ -194,3 +194,33 @@ def test_the_test_suite_commands_of_architecture_md_run():
         assert ' passed' in res.stdout and ' failed' not in res.stdout, res.stdout[-2000:]
         if '--durations' in command:
             assert 'slowest 30 durations' in res.stdout
+
+
+HUNG = """import time
+
+
+def test_quick():
+    pass
+
+
+def test_hangs():
+    time.sleep(600)
+"""
+
+
+def test_a_hung_test_ends_the_run_naming_it(tmp_path):
+    """The suite's own settings (setup.cfg, docs/architecture.md "No run
+    waits forever"): a test that hangs in a worker dumps its stack and the
+    run fails, naming it, instead of waiting. The limit is lowered to 3 s."""
+    (tmp_path / 'test_hung.py').write_text(HUNG)
+    (tmp_path / 'test_other.py').write_text('def test_a():\n    pass\n')
+    res = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-c', str(REPO / 'setup.cfg'),
+         '--rootdir', str(tmp_path), '-p', 'no:cacheprovider', '-n', '2',
+         '-o', 'faulthandler_timeout=3', str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = res.stdout + res.stderr
+    assert res.returncode == 1, out[-3000:]
+    assert 'Timeout (0:00:03)!' in out and 'in test_hangs' in out, out[-3000:]
+    assert "crashed while running 'test_hung.py::test_hangs'" in out, out[-3000:]
+    assert '1 failed' in out, out[-3000:]

@@ -41,7 +41,7 @@ def tiny_run(tmp_path_factory):
                RAICL_GPU_NO_WHEELS='1')
     res = subprocess.run(['bash', 'benchmarks/gpu/run.sh', str(out),
                           '--tiny', '--device', 'cpu'], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=1500)
+                         capture_output=True, text=True, timeout=500)
     with open(out / 'summary.json') as f:
         summary = json.load(f)
     data = {}

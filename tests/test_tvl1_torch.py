@@ -385,8 +385,10 @@ def test_batched_fill_waits_for_a_clip_another_writer_holds(tmp_path,
         method='farneback', size=(32, 32)), other.positions(recs[0]))
 
     def other_writer():
-        other.store(recs[0], computed, other.positions(recs[0]))
-        held.release()
+        try:
+            other.store(recs[0], computed, other.positions(recs[0]))
+        finally:  # a failed store must not leave the filler waiting
+            held.release()
 
     timer = threading.Timer(1.0, other_writer)
     timer.start()
