@@ -124,7 +124,7 @@ def fresh_env(wheel, tmp_path_factory):
     py = venv / 'bin' / 'python'
     site = subprocess.run([str(py), '-c', 'import sysconfig; print('
                            'sysconfig.get_paths()["purelib"])'],
-                          capture_output=True, text=True,
+                          capture_output=True, text=True, timeout=120,
                           check=True).stdout.strip()
     (Path(site) / '_stack_from_parent.pth').write_text(
         sysconfig.get_paths()['purelib'] + '\n')
@@ -134,7 +134,8 @@ def fresh_env(wheel, tmp_path_factory):
     assert res.returncode == 0, res.stderr[-3000:]
     where = subprocess.run([str(py), '-c', 'import raicl_mm, os; print('
                             'os.path.dirname(raicl_mm.__file__))'],
-                           capture_output=True, text=True, cwd=root)
+                           capture_output=True, text=True, cwd=root,
+                           timeout=300)
     assert where.stdout.strip().startswith(site), where.stdout + where.stderr
     env = dict(os.environ, OMP_NUM_THREADS='1')
     env.pop('PYTHONPATH', None)
@@ -217,7 +218,7 @@ def test_installing_the_wheel_keeps_a_full_mmcv(fresh_env, wheel, tmp_path):
     py, env, root = fresh_env
     site = Path(subprocess.run(
         [str(py), '-c', 'import sysconfig; print(sysconfig.get_paths()'
-         '["purelib"])'], capture_output=True, text=True,
+         '["purelib"])'], capture_output=True, text=True, timeout=120,
         check=True).stdout.strip())
     dist = site / 'mmcv-2.1.0.dist-info'
     dist.mkdir(exist_ok=True)
@@ -239,7 +240,8 @@ def test_installing_the_wheel_keeps_a_full_mmcv(fresh_env, wheel, tmp_path):
         assert not {'mmcv', 'mmcv-lite', 'mmcv-full'} & set(names), names
         check = subprocess.run([str(py), '-c', 'from importlib import '
                                 'metadata as m; print(m.version("mmcv"))'],
-                               capture_output=True, text=True, env=env)
+                               capture_output=True, text=True, env=env,
+                               timeout=120)
         assert check.stdout.strip() == '2.1.0'
     finally:
         shutil.rmtree(dist)
